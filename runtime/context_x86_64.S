@@ -1,0 +1,56 @@
+/* greenld_context_switch(Context* from %rdi, Context* to %rsi)
+ *
+ * Frame left on a suspended stack, from its saved sp upwards:
+ *   [0]  MXCSR (4 bytes) | x87 control word (2 bytes) | pad
+ *   [8]  r15  [16] r14  [24] r13  [32] r12  [40] rbx  [48] rbp
+ *   [56] resume address
+ * The resume address is popped and jumped to rather than `ret`urned to: a
+ * `ret` into another stack always mispredicts the return-stack buffer.
+ */
+    .text
+    .globl greenld_context_switch
+    .hidden greenld_context_switch
+    .type greenld_context_switch, @function
+greenld_context_switch:
+    .cfi_startproc
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq (%rsi), %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    popq %rcx
+    jmpq *%rcx
+    .cfi_endproc
+    .size greenld_context_switch, .-greenld_context_switch
+
+/* First code a new fiber runs: context_make put entry in r12 and its
+ * argument in r13. The CFI marks the end of the stack for unwinders
+ * (libunwind backtraces, C++ exceptions, gdb). */
+    .globl greenld_context_trampoline
+    .hidden greenld_context_trampoline
+    .type greenld_context_trampoline, @function
+greenld_context_trampoline:
+    .cfi_startproc
+    .cfi_undefined rip
+    movq %r13, %rdi
+    callq *%r12
+    ud2
+    .cfi_endproc
+    .size greenld_context_trampoline, .-greenld_context_trampoline
+
+    .section .note.GNU-stack,"",@progbits

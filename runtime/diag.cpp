@@ -1,0 +1,84 @@
+#include "diag.h"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+
+#include "fiber.h"
+#include "hub.h"
+#include "native.h"
+
+namespace greenld::diag {
+
+namespace {
+
+void vmessage(const char* fmt, va_list ap) {
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, "greenld: ");
+    int m = vsnprintf(buf + n, sizeof buf - size_t(n) - 1, fmt, ap);
+    if (m < 0) m = 0;
+    size_t len = size_t(n) + (size_t(m) < sizeof buf - size_t(n) - 1 ? size_t(m) : sizeof buf - size_t(n) - 2);
+    buf[len++] = '\n';
+    native::sys(SYS_write, 2, reinterpret_cast<long>(buf), long(len));
+}
+
+void on_fault(int sig, siginfo_t* info, void*) {
+    Fiber* f = Hub::current_fiber();
+    if (f && f->stack.is_guard_hit(info->si_addr)) {
+        message("fiber %u overflowed its stack (%zu KiB) at address %p; raise the stack size with "
+                "GREENLD_STACK_SIZE or greenld --stack-size (pthread_attr_setstacksize is honoured)",
+                f->id, f->stack.usable / 1024, info->si_addr);
+    }
+    // Die as the program would have: default action, same signal.
+    signal(sig, SIG_DFL);
+    native::sys(SYS_tgkill, native::sys(SYS_getpid), native::gettid(), sig);
+}
+
+}  // namespace
+
+void message(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(fmt, ap);
+    va_end(ap);
+}
+
+void fatal(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(fmt, ap);
+    va_end(ap);
+    abort();
+}
+
+void install_overflow_reporter() {
+    // The handler must not run on the overflowed stack.
+    constexpr size_t kAltStack = 64 * 1024;
+    void* mem = mmap(nullptr, kAltStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem != MAP_FAILED) {
+        stack_t ss{};
+        ss.ss_sp = mem;
+        ss.ss_size = kAltStack;
+        sigaltstack(&ss, nullptr);
+    }
+    static std::atomic<bool> installed{false};
+    if (installed.exchange(true)) return;
+    for (int sig : {SIGSEGV, SIGBUS}) {
+        struct sigaction old{};
+        sigaction(sig, nullptr, &old);
+        if (old.sa_handler != SIG_DFL) continue;  // the program's own handler wins
+        struct sigaction sa{};
+        sa.sa_sigaction = on_fault;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sig, &sa, nullptr);
+    }
+}
+
+}  // namespace greenld::diag

@@ -1,0 +1,90 @@
+#include "fd_table.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <new>
+
+#include "native.h"
+
+namespace greenld {
+
+FdTable& FdTable::get() {
+    static FdTable table;
+    return table;
+}
+
+FdEntry* FdTable::entry(int fd) {
+    if (fd < 0 || fd >= kMaxFds) return nullptr;
+    std::atomic<FdEntry*>& slot = chunks_[fd / kChunk];
+    FdEntry* chunk = slot.load(std::memory_order_acquire);
+    if (!chunk) {
+        auto* fresh = new (std::nothrow) FdEntry[kChunk];
+        if (!fresh) return nullptr;
+        if (slot.compare_exchange_strong(chunk, fresh, std::memory_order_acq_rel)) {
+            chunk = fresh;
+        } else {
+            delete[] fresh;
+        }
+    }
+    return &chunk[fd % kChunk];
+}
+
+void FdTable::reset(int fd, FdKind kind, bool user_nonblock, bool owned) {
+    FdEntry* e = entry(fd);
+    if (!e) return;
+    e->generation.fetch_add(1, std::memory_order_acq_rel);
+    e->user_nonblock.store(user_nonblock, std::memory_order_relaxed);
+    e->kernel_nonblock.store(false, std::memory_order_relaxed);
+    e->owned.store(owned, std::memory_order_relaxed);
+    e->rd_ready.store(true, std::memory_order_relaxed);
+    e->wr_ready.store(true, std::memory_order_relaxed);
+    e->rcv_timeout_ns.store(0, std::memory_order_relaxed);
+    e->snd_timeout_ns.store(0, std::memory_order_relaxed);
+    e->kind.store(kind, std::memory_order_release);
+}
+
+FdKind FdTable::classify(int fd, FdEntry* e) {
+    struct stat st;
+    if (native::sys(SYS_fstat, fd, reinterpret_cast<long>(&st)) != 0) return FdKind::unknown;
+    FdKind kind;
+    if (S_ISSOCK(st.st_mode)) {
+        int type = 0, listening = 0;
+        socklen_t len = sizeof type;
+        native::sys(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, reinterpret_cast<long>(&type),
+                    reinterpret_cast<long>(&len));
+        len = sizeof listening;
+        native::sys(SYS_getsockopt, fd, SOL_SOCKET, SO_ACCEPTCONN, reinterpret_cast<long>(&listening),
+                    reinterpret_cast<long>(&len));
+        kind = listening ? FdKind::listener : (type == SOCK_STREAM ? FdKind::stream : FdKind::datagram);
+    } else if (S_ISFIFO(st.st_mode)) {
+        kind = FdKind::pipe;
+    } else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode)) {
+        kind = FdKind::file;
+    } else {
+        kind = FdKind::pollable;
+    }
+    long fl = native::sys(SYS_fcntl, fd, F_GETFL);
+    // An fd we did not create: whatever O_NONBLOCK it has was set by this
+    // program or whoever handed it over, so it is the program's view too.
+    e->user_nonblock.store(fl >= 0 && (fl & O_NONBLOCK), std::memory_order_relaxed);
+    e->kernel_nonblock.store(false, std::memory_order_relaxed);
+    e->kind.store(kind, std::memory_order_release);
+    return kind;
+}
+
+void FdTable::duplicate(int from, int to) {
+    FdEntry* src = entry(from);
+    FdEntry* dst = entry(to);
+    if (!src || !dst) return;
+    reset(to, src->kind.load(std::memory_order_acquire), src->user_nonblock.load(std::memory_order_relaxed),
+          src->owned.load(std::memory_order_relaxed));
+    dst->kernel_nonblock.store(src->kernel_nonblock.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    // SO_RCVTIMEO/SO_SNDTIMEO belong to the socket, which the copy shares.
+    dst->rcv_timeout_ns.store(src->rcv_timeout_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    dst->snd_timeout_ns.store(src->snd_timeout_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
+
+}  // namespace greenld

@@ -1,0 +1,67 @@
+// Per-fd state, indexed by fd number, shared by all hubs.
+//
+// The shim never changes the O_NONBLOCK flag of a file description it did
+// not create, and the program must always read back the flag it set: so the
+// table keeps the program's view (user_nonblock) apart from what the kernel
+// has (kernel_nonblock, set only on listening sockets this process created).
+// Cooperative I/O on blocking-mode fds uses per-call non-blocking flags
+// instead (MSG_DONTWAIT, RWF_NOWAIT).
+//
+// `generation` is bumped whenever the fd number is closed or re-created.
+// A waiter remembers the generation it started with; waking into a newer
+// one means its fd was closed under it (EBADF), and never that it may read
+// from whatever file now has that number.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace greenld {
+
+enum class FdKind : uint8_t {
+    unknown = 0,   // not classified yet
+    stream,        // SOCK_STREAM socket
+    datagram,      // SOCK_DGRAM / SOCK_SEQPACKET / SOCK_RAW socket
+    listener,      // socket after listen()
+    pipe,          // pipe or FIFO: RWF_NOWAIT works per call
+    pollable,      // tty, char device, eventfd, timerfd...: wait, then the real call
+    file,          // regular file, directory, block device: never waits
+};
+
+struct FdEntry {
+    std::atomic<FdKind> kind{FdKind::unknown};
+    std::atomic<bool> user_nonblock{false};    // O_NONBLOCK as the program set it
+    std::atomic<bool> kernel_nonblock{false};  // we set O_NONBLOCK (listeners we own)
+    std::atomic<bool> owned{false};            // created by this process through us
+    std::atomic<bool> rd_ready{true};          // readiness hints: false = would block
+    std::atomic<bool> wr_ready{true};
+    std::atomic<uint32_t> generation{0};
+    std::atomic<int64_t> rcv_timeout_ns{0};    // SO_RCVTIMEO, 0 = none
+    std::atomic<int64_t> snd_timeout_ns{0};    // SO_SNDTIMEO
+    std::atomic<uint64_t> hub_mask{0};         // hubs whose loop watches this fd
+};
+
+class FdTable {
+public:
+    static constexpr int kMaxFds = 1 << 20;
+    static FdTable& get();
+
+    // Null for negative or absurdly large fds.
+    FdEntry* entry(int fd);
+
+    // The fd number now names a new file (socket(), accept(), pipe(), open(),
+    // dup2() target...): forget everything about the old one.
+    void reset(int fd, FdKind kind, bool user_nonblock, bool owned);
+    // Classifies an fd first seen here (inherited, or created by a call we
+    // do not interpose) with fstat/getsockopt/F_GETFL.
+    FdKind classify(int fd, FdEntry* e);
+    // Copies the program-visible state of `from` to `to` (dup family). The
+    // copy shares the file description, so it shares O_NONBLOCK.
+    void duplicate(int from, int to);
+
+private:
+    static constexpr int kChunk = 4096;
+    std::atomic<FdEntry*> chunks_[kMaxFds / kChunk] = {};
+};
+
+}  // namespace greenld

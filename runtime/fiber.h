@@ -1,0 +1,88 @@
+// A fiber: what a converted pthread becomes. It lives on one hub for life
+// (compilers cache TLS addresses such as &errno across calls, so a fiber
+// must never resume on another OS thread).
+#pragma once
+
+#include <ev.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "context.h"
+#include "stack.h"
+#include "tsd.h"
+
+namespace greenld {
+
+class Hub;
+
+enum class FiberState : uint32_t {
+    running,   // executing on its hub
+    runnable,  // in its hub's run queue (or on the way there)
+    parked,    // waiting; exactly one unpark() moves it to runnable
+    dead,      // its start routine returned or it called pthread_exit
+};
+
+enum class WakeReason : uint8_t {
+    none,
+    woken,      // by unpark(): I/O ready, futex wake, join, spawn
+    timeout,    // its park deadline passed
+    cancelled,  // cancel_wait() or the fd was closed: see wake_error
+};
+
+// Node of a hub's cross-thread queue. `run` is called on the target hub.
+struct RemoteItem {
+    RemoteItem* next = nullptr;
+    void (*run)(Hub* hub, RemoteItem* item) = nullptr;
+};
+
+class Fiber {
+public:
+    // First word of every Fiber. A pthread_t we hand out is a Fiber*; glibc's
+    // own pthread_t points at a struct pthread whose first word points to
+    // itself, so this magic tells the two apart without a registry.
+    static constexpr uint64_t kMagic = 0x21646c6e65657267ull;  // "greenld!"
+    const uint64_t magic = kMagic;
+
+    static Fiber* from_handle(const void* handle) {
+        auto* f = static_cast<const Fiber*>(handle);
+        return (f && f->magic == kMagic) ? const_cast<Fiber*>(f) : nullptr;
+    }
+
+    uint32_t id = 0;          // also the owner id stored in mutexes
+    Hub* hub = nullptr;
+    Context ctx;
+    Stack stack;
+
+    std::atomic<FiberState> state{FiberState::runnable};
+    WakeReason wake_reason = WakeReason::none;
+    int wake_error = 0;
+    ev_timer timer;           // the deadline of the current park
+    RemoteItem remote;        // how another hub hands it back to its own hub
+    Fiber* runq_next = nullptr;
+
+    void* (*start)(void*) = nullptr;
+    void* arg = nullptr;
+    void* result = nullptr;
+
+    // Set to 1 (and futex-woken) once the fiber is dead and its stack freed:
+    // what pthread_join waits on.
+    std::atomic<uint32_t> exited{0};
+    static constexpr uint32_t kDetached = 1, kFinished = 2;
+    std::atomic<uint32_t> lifecycle{0};
+
+    tsd::Table tsd;
+    char name[16] = {};
+    uint64_t created_ns = 0;
+
+    Fiber() = default;
+    Fiber(const Fiber&) = delete;
+    Fiber& operator=(const Fiber&) = delete;
+};
+
+// Fiber ids live above any Linux tid (pid_max is at most 2^22), so a mutex
+// owner field can hold either without ambiguity.
+constexpr uint32_t kFirstFiberId = 0x40000000u;
+
+}  // namespace greenld

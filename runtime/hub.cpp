@@ -1,0 +1,324 @@
+#include "hub.h"
+
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <new>
+
+#include "config.h"
+#include "diag.h"
+#include "futex.h"
+#include "io.h"
+
+namespace greenld {
+
+thread_local Hub* Hub::t_hub = nullptr;
+thread_local Fiber* Hub::t_fiber = nullptr;
+
+namespace {
+
+void run_fiber_item(Hub* hub, RemoteItem* item) {
+    Fiber* f = reinterpret_cast<Fiber*>(reinterpret_cast<char*>(item) - offsetof(Fiber, remote));
+    hub->make_runnable_local(f);
+}
+
+void fiber_entry(void* arg) {
+    auto* f = static_cast<Fiber*>(arg);
+    f->result = f->start(f->arg);
+    Hub::current()->exit_current();
+}
+
+// Fibers run at most this many times in a row before the hub polls its loop
+// (without blocking): fibers that keep yielding cannot starve I/O and timers.
+constexpr int kRunBudget = 64;
+
+}  // namespace
+
+// ---------------------------------------------------------------- Hub
+
+Hub::Hub(int index) : index_(index) {
+    loop_ = ev_loop_new(unsigned(EVBACKEND_EPOLL) | unsigned(EVFLAG_NOENV));
+    if (!loop_) diag::fatal("cannot create the event loop of hub %d", index);
+    wakeup_fd_ = int(native::sys(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (wakeup_fd_ < 0) diag::fatal("cannot create the wake-up eventfd of hub %d: errno %d", index, -wakeup_fd_);
+    ev_io_init(&wakeup_watcher_, on_wakeup_fd, wakeup_fd_, EV_READ);
+    wakeup_watcher_.data = this;
+    ev_io_start(loop_, &wakeup_watcher_);
+}
+
+void* Hub::thread_main(void* arg) {
+    auto* hub = static_cast<Hub*>(arg);
+    t_hub = hub;
+    hub->native_handle_.store(pthread_self(), std::memory_order_release);
+    diag::install_overflow_reporter();
+    hub->run();
+    return nullptr;
+}
+
+void Hub::run() {
+    for (;;) {
+        for (int budget = kRunBudget; runq_head_ && budget > 0; --budget) {
+            Fiber* f = runq_head_;
+            runq_head_ = f->runq_next;
+            if (!runq_head_) runq_tail_ = nullptr;
+            f->runq_next = nullptr;
+            switch_to(f);
+        }
+        ev_run(loop_, runq_head_ ? EVRUN_NOWAIT : EVRUN_ONCE);
+    }
+}
+
+void Hub::switch_to(Fiber* f) {
+    t_fiber = f;
+    f->state.store(FiberState::running, std::memory_order_relaxed);
+    switches.fetch_add(1, std::memory_order_relaxed);
+    greenld_context_switch(&ctx_, &f->ctx);
+    t_fiber = nullptr;
+    if (dead_) {
+        Fiber* d = dead_;
+        dead_ = nullptr;
+        finish_dead(d);
+    }
+}
+
+void Hub::switch_out(Fiber* self) {
+    if (!self->stack.canary_intact())
+        diag::fatal("fiber %u overwrote the bottom of its stack (%zu KiB): stack overflow; raise "
+                    "GREENLD_STACK_SIZE or greenld --stack-size",
+                    self->id, self->stack.usable / 1024);
+    // errno lives in the OS thread's TLS, shared by the hub's fibers.
+    int saved_errno = errno;
+    greenld_context_switch(&self->ctx, &ctx_);
+    errno = saved_errno;
+}
+
+void Hub::prepare_park() {
+    Fiber* self = t_fiber;
+    self->wake_reason = WakeReason::none;
+    self->wake_error = 0;
+    self->state.store(FiberState::parked, std::memory_order_release);
+}
+
+WakeReason Hub::park_prepared(Deadline deadline) {
+    Fiber* self = t_fiber;
+    const bool timed = !deadline.is_never();
+    if (timed) {
+        // ev_now() is the time of the last poll and may be stale; a timer set
+        // against it could fire early, and a sleep must never be short.
+        ev_now_update(loop_);
+        double after = double(deadline.remaining_ns()) / 1e9;
+        ev_timer_set(&self->timer, after, 0.0);
+        ev_timer_start(loop_, &self->timer);
+    }
+    switch_out(self);
+    if (timed) ev_timer_stop(loop_, &self->timer);
+    return self->wake_reason;
+}
+
+WakeReason Hub::park(Deadline deadline) {
+    prepare_park();
+    return park_prepared(deadline);
+}
+
+void Hub::yield() {
+    Fiber* self = t_fiber;
+    self->state.store(FiberState::runnable, std::memory_order_relaxed);
+    make_runnable_local(self);
+    switch_out(self);
+}
+
+void Hub::exit_current() {
+    Fiber* self = t_fiber;
+    self->tsd.run_destructors();
+    self->state.store(FiberState::dead, std::memory_order_release);
+    fibers_alive.fetch_sub(1, std::memory_order_relaxed);
+    if (Runtime::get().program_threads.fetch_sub(1, std::memory_order_acq_rel) == 1) exit(0);
+    dead_ = self;
+    switch_out(self);
+    __builtin_unreachable();
+}
+
+void Hub::finish_dead(Fiber* f) {
+    stack_release(f->stack);
+    f->exited.store(1, std::memory_order_release);
+    futex_wake(&f->exited, INT_MAX);
+    // Whoever of the hub and the joiner/detacher comes second frees it.
+    if (f->lifecycle.fetch_or(Fiber::kFinished, std::memory_order_acq_rel) & Fiber::kDetached) delete f;
+}
+
+bool Hub::unpark(Fiber* f, WakeReason reason, int error) {
+    FiberState expected = FiberState::parked;
+    if (!f->state.compare_exchange_strong(expected, FiberState::runnable, std::memory_order_acq_rel))
+        return false;
+    f->wake_reason = reason;
+    f->wake_error = error;
+    Hub* h = f->hub;
+    if (h == t_hub)
+        h->make_runnable_local(f);
+    else
+        h->post(&f->remote);
+    return true;
+}
+
+void Hub::make_runnable_local(Fiber* f) {
+    f->runq_next = nullptr;
+    if (runq_tail_)
+        runq_tail_->runq_next = f;
+    else
+        runq_head_ = f;
+    runq_tail_ = f;
+}
+
+void Hub::post(RemoteItem* item) {
+    item->next = nullptr;
+    {
+        native::LockGuard g(remote_lock_);
+        if (remote_tail_)
+            remote_tail_->next = item;
+        else
+            remote_head_ = item;
+        remote_tail_ = item;
+    }
+    if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
+        uint64_t one = 1;
+        native::sys(SYS_write, wakeup_fd_, reinterpret_cast<long>(&one), sizeof one);
+    }
+}
+
+void Hub::on_wakeup_fd(struct ev_loop*, ev_io* w, int) {
+    auto* hub = static_cast<Hub*>(w->data);
+    uint64_t v;
+    native::sys(SYS_read, hub->wakeup_fd_, reinterpret_cast<long>(&v), sizeof v);
+    // Cleared before draining: a post that lands after the drain must write
+    // the eventfd again, or it would sit in the queue until the next event.
+    hub->wake_pending_.store(false, std::memory_order_seq_cst);
+    hub->drain_remote();
+}
+
+void Hub::drain_remote() {
+    RemoteItem* list;
+    {
+        native::LockGuard g(remote_lock_);
+        list = remote_head_;
+        remote_head_ = remote_tail_ = nullptr;
+    }
+    while (list) {
+        RemoteItem* next = list->next;
+        list->run(this, list);
+        list = next;
+    }
+}
+
+void Hub::on_timer(struct ev_loop*, ev_timer* w, int) {
+    unpark(static_cast<Fiber*>(w->data), WakeReason::timeout);
+}
+
+IoSlot* Hub::io_slot(int fd, bool create) {
+    if (fd < 0) return nullptr;
+    if (size_t(fd) >= io_slots_.size()) {
+        if (!create) return nullptr;
+        size_t n = io_slots_.size() ? io_slots_.size() : 64;
+        while (n <= size_t(fd)) n *= 2;
+        io_slots_.resize(n, nullptr);
+    }
+    IoSlot*& s = io_slots_[size_t(fd)];
+    if (!s && create) s = io_slot_create(this, fd);
+    return s;
+}
+
+// ---------------------------------------------------------------- Runtime
+
+Runtime& Runtime::get() {
+    static Runtime* rt = new Runtime();  // never destroyed: hubs outlive exit()
+    return *rt;
+}
+
+Runtime::Runtime() {}
+
+int Runtime::start_hubs() {
+    native::LockGuard g(start_lock_);
+    if (started_.load(std::memory_order_relaxed)) return 0;
+    default_stack_size_ = config::stack_size();
+    int n = config::hubs();
+    for (int i = 0; i < n; ++i) {
+        Hub* h = new (std::nothrow) Hub(i);
+        if (!h) return EAGAIN;
+        int err = 0;
+        if (!native::start_thread(Hub::thread_main, h, &err)) {
+            if (i == 0) return err;
+            diag::message("could start only %d of %d hubs (errno %d)", i, n, err);
+            delete h;
+            break;
+        }
+        hubs_[i] = h;
+        hub_count_ = i + 1;
+    }
+    started_.store(true, std::memory_order_release);
+    return 0;
+}
+
+Hub* Runtime::choose_hub() {
+    // Least loaded hub; the round-robin start breaks ties so that a burst of
+    // creations spreads instead of piling on hub 0.
+    uint32_t start = round_robin_.fetch_add(1, std::memory_order_relaxed) % uint32_t(hub_count_);
+    Hub* best = hubs_[start];
+    int64_t best_load = best->fibers_alive.load(std::memory_order_relaxed);
+    for (int k = 1; k < hub_count_; ++k) {
+        Hub* h = hubs_[(start + uint32_t(k)) % uint32_t(hub_count_)];
+        int64_t load = h->fibers_alive.load(std::memory_order_relaxed);
+        if (load < best_load) {
+            best = h;
+            best_load = load;
+        }
+    }
+    return best;
+}
+
+int Runtime::spawn(void* (*start)(void*), void* arg, const FiberOptions& opts, Fiber** out) {
+    if (!started_.load(std::memory_order_acquire)) {
+        int err = start_hubs();
+        if (err) return err;
+    }
+    Fiber* f = new (std::nothrow) Fiber();
+    if (!f) return EAGAIN;
+    if (opts.stack_addr) {
+        f->stack = stack_adopt(opts.stack_addr, opts.stack_size);
+    } else {
+        int err = 0;
+        if (!stack_allocate(opts.stack_size ? opts.stack_size : default_stack_size_, &f->stack, &err)) {
+            delete f;
+            return err;
+        }
+    }
+    f->id = next_id_.fetch_add(1, std::memory_order_relaxed);
+    f->hub = choose_hub();
+    f->start = start;
+    f->arg = arg;
+    f->created_ns = native::monotonic_ns();
+    if (opts.detached) f->lifecycle.store(Fiber::kDetached, std::memory_order_relaxed);
+    ev_init(&f->timer, Hub::on_timer);
+    f->timer.data = f;
+    f->remote.run = run_fiber_item;
+    context_make(&f->ctx, f->stack.top(), fiber_entry, f);
+    f->hub->fibers_alive.fetch_add(1, std::memory_order_relaxed);
+    program_threads.fetch_add(1, std::memory_order_relaxed);
+    fibers_created.fetch_add(1, std::memory_order_relaxed);
+    *out = f;
+    f->state.store(FiberState::runnable, std::memory_order_release);
+    if (f->hub == Hub::current())
+        f->hub->make_runnable_local(f);
+    else
+        f->hub->post(&f->remote);
+    return 0;
+}
+
+void Runtime::reap(Fiber* f) {
+    if (f->lifecycle.fetch_or(Fiber::kDetached, std::memory_order_acq_rel) & Fiber::kFinished) delete f;
+}
+
+void Runtime::detach(Fiber* f) { reap(f); }
+
+}  // namespace greenld

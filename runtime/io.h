@@ -1,0 +1,54 @@
+// Waiting for fd readiness: gevent's wait_read/wait_write/wait_readwrite/
+// wait/cancel_wait, on libev io watchers of the waiting fiber's hub.
+//
+// Each hub keeps one IoSlot per fd it has waited on: a read and a write
+// watcher (level-triggered, as libev gives them) and the fibers waiting in
+// each direction. A watcher stays started while fibers keep waiting on it
+// and is stopped only when it fires with nobody waiting, so the common
+// request/response pattern waits without an epoll_ctl per wait.
+// Readiness seen by a watcher is also recorded in the FdTable hints
+// (rd_ready/wr_ready), which let wrappers skip a system call that would only
+// return EAGAIN.
+#pragma once
+
+#include <ev.h>
+
+#include <cstdint>
+
+#include "deadline.h"
+
+namespace greenld {
+
+class Hub;
+struct IoWaiter;
+
+constexpr unsigned kWaitRead = 1, kWaitWrite = 2;
+
+struct IoSlot {
+    Hub* hub = nullptr;
+    int fd = -1;
+    uint32_t generation = 0;  // FdTable generation the watchers were set for
+    ev_io rd;
+    ev_io wr;
+    IoWaiter* readers = nullptr;
+    IoWaiter* writers = nullptr;
+};
+
+IoSlot* io_slot_create(Hub* hub, int fd);
+
+// Parks the calling fiber until `fd` is ready for `events` (kWaitRead and/or
+// kWaitWrite), the deadline passes, or the wait is cancelled. Returns 0
+// (ready: the caller retries its call, which may still find EAGAIN if
+// another waiter got there first), ETIMEDOUT, EBADF (the fd was closed
+// meanwhile) or the errno given to cancel_wait. Outside a fiber it blocks
+// the OS thread in ppoll with the same contract.
+int wait_fd(int fd, unsigned events, Deadline deadline);
+
+// Wakes every fiber waiting on `fd`, in any hub, with `error`.
+void cancel_wait(int fd, int error);
+
+// The program is closing `fd` (close, dup2 over it): bump its generation
+// and wake its waiters with EBADF. Call before the real close.
+void fd_closing(int fd);
+
+}  // namespace greenld

@@ -1,0 +1,66 @@
+// Native (OS-thread level) primitives the runtime is built on: raw system
+// calls, a futex-based lock, and native thread creation.
+//
+// Why raw syscalls: libgreenld.so exports wrappers named like libc functions,
+// so a plain call to read() or pthread_mutex_lock() from inside the runtime
+// would bind to our own wrapper. Everything here reaches the kernel directly.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace greenld::native {
+
+long syscall6(long nr, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, long f = 0);
+
+// Returns -errno on failure, like the kernel.
+inline long sys(long nr, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, long f = 0) {
+    return syscall6(nr, a, b, c, d, e, f);
+}
+
+int gettid();
+uint64_t monotonic_ns();
+uint64_t realtime_ns();
+
+// Kernel futex on a 32-bit word, private to the process.
+// timeout_ns < 0 waits forever; returns 0, -EAGAIN, -ETIMEDOUT or -EINTR.
+long futex_wait(std::atomic<uint32_t>* word, uint32_t expected, int64_t timeout_ns = -1);
+void futex_wake(std::atomic<uint32_t>* word, int count);
+
+// A small lock for runtime-internal data shared between OS threads. Never
+// held across a fiber switch. (Drepper's three-state futex mutex.)
+class Mutex {
+public:
+    void lock() {
+        uint32_t c = 0;
+        if (word_.compare_exchange_strong(c, 1, std::memory_order_acquire)) return;
+        lock_slow();
+    }
+    void unlock() {
+        if (word_.exchange(0, std::memory_order_release) == 2) futex_wake(&word_, 1);
+    }
+private:
+    void lock_slow();
+    std::atomic<uint32_t> word_{0};
+};
+
+class LockGuard {
+public:
+    explicit LockGuard(Mutex& m) : m_(m) { m_.lock(); }
+    ~LockGuard() { m_.unlock(); }
+    LockGuard(const LockGuard&) = delete;
+    LockGuard& operator=(const LockGuard&) = delete;
+private:
+    Mutex& m_;
+};
+
+// A native thread owned by the runtime (hub threads, later the monitor and
+// the blocking-call pool). Created with glibc's real pthread_create, never
+// turned into a fiber. Returns false (errno-style code in *err) on failure.
+bool start_thread(void* (*fn)(void*), void* arg, int* err);
+
+// Number of CPUs this process may run on (sched_getaffinity).
+int usable_cpus();
+
+}  // namespace greenld::native
