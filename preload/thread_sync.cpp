@@ -1,0 +1,265 @@
+// pthread mutexes and condition variables on the fiber futex.
+//
+// The objects keep glibc's layout where the program can see it: static
+// initialisers (PTHREAD_MUTEX_INITIALIZER, PTHREAD_RECURSIVE_MUTEX_
+// INITIALIZER_NP...) write __kind, which we read. Mutex: __lock is the futex
+// word (0 free, 1 locked, 2 locked with waiters), __owner the owner id (a
+// fiber id or a native tid), __count the recursion depth.
+// Process-shared, robust and priority-protocol objects are left to glibc:
+// they must work with other processes and the kernel, which our futex
+// cannot reach (they block the hub's OS thread while they wait).
+#include <pthread.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+
+#include "../runtime/futex.h"
+#include "../runtime/hub.h"
+#include "../runtime/native.h"
+#include "next.h"
+
+using namespace greenld;
+
+namespace {
+
+next::Symbol<decltype(::pthread_mutex_init)> next_mutex_init{"pthread_mutex_init"};
+next::Symbol<decltype(::pthread_mutex_lock)> next_mutex_lock{"pthread_mutex_lock"};
+next::Symbol<decltype(::pthread_mutex_trylock)> next_mutex_trylock{"pthread_mutex_trylock"};
+next::Symbol<decltype(::pthread_mutex_timedlock)> next_mutex_timedlock{"pthread_mutex_timedlock"};
+next::Symbol<decltype(::pthread_mutex_clocklock)> next_mutex_clocklock{"pthread_mutex_clocklock"};
+next::Symbol<decltype(::pthread_mutex_unlock)> next_mutex_unlock{"pthread_mutex_unlock"};
+next::Symbol<decltype(::pthread_mutex_destroy)> next_mutex_destroy{"pthread_mutex_destroy"};
+next::Symbol<decltype(::pthread_cond_init)> next_cond_init{"pthread_cond_init"};
+next::Symbol<decltype(::pthread_cond_wait)> next_cond_wait{"pthread_cond_wait"};
+next::Symbol<decltype(::pthread_cond_timedwait)> next_cond_timedwait{"pthread_cond_timedwait"};
+next::Symbol<decltype(::pthread_cond_clockwait)> next_cond_clockwait{"pthread_cond_clockwait"};
+next::Symbol<decltype(::pthread_cond_signal)> next_cond_signal{"pthread_cond_signal"};
+next::Symbol<decltype(::pthread_cond_broadcast)> next_cond_broadcast{"pthread_cond_broadcast"};
+next::Symbol<decltype(::pthread_cond_destroy)> next_cond_destroy{"pthread_cond_destroy"};
+
+// glibc's __kind bits.
+constexpr int kTypeMask = 3;  // normal(timed) 0, recursive 1, errorcheck 2, adaptive 3
+constexpr int kRobust = 16, kPrioInherit = 32, kPrioProtect = 64, kPshared = 128;
+constexpr int kGlibcOnly = kRobust | kPrioInherit | kPrioProtect | kPshared;
+
+struct MutexView {
+    std::atomic<uint32_t>* word;
+    unsigned* count;
+    int* owner;
+    int kind;
+};
+
+MutexView view(pthread_mutex_t* m) {
+    return {reinterpret_cast<std::atomic<uint32_t>*>(&m->__data.__lock), &m->__data.__count, &m->__data.__owner,
+            m->__data.__kind};
+}
+
+thread_local int t_native_tid = 0;
+
+// Who is locking: a fiber id, or for a native thread its tid (fiber ids are
+// above any tid).
+int self_id() {
+    if (Fiber* f = Hub::current_fiber()) return int(f->id);
+    if (!t_native_tid) t_native_tid = native::gettid();
+    return t_native_tid;
+}
+
+int acquire(std::atomic<uint32_t>* word, Deadline deadline) {
+    uint32_t c = 0;
+    if (word->compare_exchange_strong(c, 1, std::memory_order_acquire)) return 0;
+    // Mark contended, then sleep until the holder's unlock wakes us.
+    while (word->exchange(2, std::memory_order_acquire) != 0) {
+        if (futex_wait(word, 2, deadline) == ETIMEDOUT) {
+            c = 0;
+            if (word->compare_exchange_strong(c, 2, std::memory_order_acquire)) return 0;
+            return ETIMEDOUT;
+        }
+    }
+    return 0;
+}
+
+int lock(pthread_mutex_t* m, Deadline deadline, bool try_only) {
+    MutexView v = view(m);
+    const int type = v.kind & kTypeMask;
+    const int me = self_id();
+    if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
+        if (__atomic_load_n(v.owner, __ATOMIC_RELAXED) == me) {
+            if (type == PTHREAD_MUTEX_ERRORCHECK) return try_only ? EBUSY : EDEADLK;
+            if (*v.count == UINT_MAX) return EAGAIN;
+            ++*v.count;
+            return 0;
+        }
+    }
+    if (try_only) {
+        uint32_t c = 0;
+        if (!v.word->compare_exchange_strong(c, 1, std::memory_order_acquire)) return EBUSY;
+    } else if (int rc = acquire(v.word, deadline)) {
+        return rc;
+    }
+    __atomic_store_n(v.owner, me, __ATOMIC_RELAXED);
+    *v.count = 1;
+    return 0;
+}
+
+int unlock(pthread_mutex_t* m) {
+    MutexView v = view(m);
+    const int type = v.kind & kTypeMask;
+    if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
+        if (__atomic_load_n(v.owner, __ATOMIC_RELAXED) != self_id() || v.word->load() == 0) return EPERM;
+        if (type == PTHREAD_MUTEX_RECURSIVE && --*v.count != 0) return 0;
+    }
+    __atomic_store_n(v.owner, 0, __ATOMIC_RELAXED);
+    *v.count = 0;
+    if (v.word->exchange(0, std::memory_order_release) == 2) futex_wake(v.word, 1);
+    return 0;
+}
+
+bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000; }
+
+// Condition variable: a sequence word at offset 0 (bumped by every signal),
+// a waiter count at offset 4, and glibc's __wrefs flags word (bit 1:
+// CLOCK_MONOTONIC, bit 0: process-shared), which pthread_cond_init and the
+// static initialiser agree on.
+struct CondView {
+    std::atomic<uint32_t>* seq;
+    std::atomic<uint32_t>* waiters;
+    unsigned flags;
+};
+
+CondView view(pthread_cond_t* c) {
+    auto* words = reinterpret_cast<std::atomic<uint32_t>*>(c);
+    return {&words[0], &words[1], c->__data.__wrefs};
+}
+
+// glibc: bit 0 process-shared, bit 1 CLOCK_MONOTONIC; waiter references count in steps of 8.
+constexpr unsigned kCondShared = 1, kCondMonotonic = 2;
+
+int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Deadline deadline) {
+    CondView v = view(c);
+    const uint32_t seq = v.seq->load(std::memory_order_seq_cst);
+    v.waiters->fetch_add(1, std::memory_order_seq_cst);
+    if (int rc = unlock(m)) {
+        v.waiters->fetch_sub(1, std::memory_order_relaxed);
+        return rc;
+    }
+    int rc = futex_wait(v.seq, seq, deadline);
+    v.waiters->fetch_sub(1, std::memory_order_relaxed);
+    // Relock whatever happened, as POSIX requires, even after a timeout.
+    MutexView mv = view(m);
+    acquire(mv.word, Deadline::never());
+    __atomic_store_n(mv.owner, self_id(), __ATOMIC_RELAXED);
+    *mv.count = 1;
+    return rc == ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
+int cond_wake(pthread_cond_t* c, int count) {
+    CondView v = view(c);
+    if (v.waiters->load(std::memory_order_seq_cst) == 0) return 0;
+    v.seq->fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(v.seq, count);
+    return 0;
+}
+
+}  // namespace
+
+GREENLD_EXPORT int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexattr_t* attr) {
+    int type = PTHREAD_MUTEX_DEFAULT, robust = PTHREAD_MUTEX_STALLED, shared = PTHREAD_PROCESS_PRIVATE,
+        protocol = PTHREAD_PRIO_NONE;
+    if (attr) {
+        pthread_mutexattr_gettype(attr, &type);
+        pthread_mutexattr_getrobust(attr, &robust);
+        pthread_mutexattr_getpshared(attr, &shared);
+        pthread_mutexattr_getprotocol(attr, &protocol);
+    }
+    if (robust == PTHREAD_MUTEX_ROBUST || shared == PTHREAD_PROCESS_SHARED || protocol != PTHREAD_PRIO_NONE)
+        return next_mutex_init(m, attr);
+    memset(m, 0, sizeof *m);
+    m->__data.__kind = type & kTypeMask;
+    return 0;
+}
+
+GREENLD_EXPORT int pthread_mutex_lock(pthread_mutex_t* m) {
+    if (m->__data.__kind & kGlibcOnly) return next_mutex_lock(m);
+    return lock(m, Deadline::never(), false);
+}
+
+GREENLD_EXPORT int pthread_mutex_trylock(pthread_mutex_t* m) {
+    if (m->__data.__kind & kGlibcOnly) return next_mutex_trylock(m);
+    return lock(m, Deadline::never(), true);
+}
+
+GREENLD_EXPORT int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, const timespec* abstime) {
+    if (m->__data.__kind & kGlibcOnly) return next_mutex_clocklock(m, clock, abstime);
+    if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
+    // Like glibc: an uncontended lock succeeds even with a bad timeout.
+    if (lock(m, Deadline::never(), true) == 0) return 0;
+    if (!valid_timespec(abstime)) return EINVAL;
+    return lock(m, Deadline::from_abs(clock, *abstime), false);
+}
+
+GREENLD_EXPORT int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* abstime) {
+    if (m->__data.__kind & kGlibcOnly) return next_mutex_timedlock(m, abstime);
+    return pthread_mutex_clocklock(m, CLOCK_REALTIME, abstime);
+}
+
+GREENLD_EXPORT int pthread_mutex_unlock(pthread_mutex_t* m) {
+    if (m->__data.__kind & kGlibcOnly) return next_mutex_unlock(m);
+    return unlock(m);
+}
+
+GREENLD_EXPORT int pthread_mutex_destroy(pthread_mutex_t* m) {
+    if (m->__data.__kind & kGlibcOnly) return next_mutex_destroy(m);
+    return 0;
+}
+
+GREENLD_EXPORT int pthread_cond_init(pthread_cond_t* c, const pthread_condattr_t* attr) {
+    int shared = PTHREAD_PROCESS_PRIVATE;
+    clockid_t clock = CLOCK_REALTIME;
+    if (attr) {
+        pthread_condattr_getpshared(attr, &shared);
+        pthread_condattr_getclock(attr, &clock);
+    }
+    if (shared == PTHREAD_PROCESS_SHARED) return next_cond_init(c, attr);
+    memset(c, 0, sizeof *c);
+    c->__data.__wrefs = (clock == CLOCK_MONOTONIC) ? kCondMonotonic : 0;
+    return 0;
+}
+
+GREENLD_EXPORT int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
+    if ((c->__data.__wrefs & kCondShared) || (m->__data.__kind & kGlibcOnly)) return next_cond_wait(c, m);
+    return cond_wait(c, m, Deadline::never());
+}
+
+GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
+                                          const timespec* abstime) {
+    if ((c->__data.__wrefs & kCondShared) || (m->__data.__kind & kGlibcOnly))
+        return next_cond_clockwait(c, m, clock, abstime);
+    if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || !valid_timespec(abstime)) return EINVAL;
+    return cond_wait(c, m, Deadline::from_abs(clock, *abstime));
+}
+
+GREENLD_EXPORT int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abstime) {
+    if ((c->__data.__wrefs & kCondShared) || (m->__data.__kind & kGlibcOnly))
+        return next_cond_timedwait(c, m, abstime);
+    const clockid_t clock = (c->__data.__wrefs & kCondMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
+    if (!valid_timespec(abstime)) return EINVAL;
+    return cond_wait(c, m, Deadline::from_abs(clock, *abstime));
+}
+
+GREENLD_EXPORT int pthread_cond_signal(pthread_cond_t* c) {
+    if (c->__data.__wrefs & kCondShared) return next_cond_signal(c);
+    return cond_wake(c, 1);
+}
+
+GREENLD_EXPORT int pthread_cond_broadcast(pthread_cond_t* c) {
+    if (c->__data.__wrefs & kCondShared) return next_cond_broadcast(c);
+    return cond_wake(c, INT_MAX);
+}
+
+GREENLD_EXPORT int pthread_cond_destroy(pthread_cond_t* c) {
+    if (c->__data.__wrefs & kCondShared) return next_cond_destroy(c);
+    return 0;
+}

@@ -1,0 +1,128 @@
+// The blocking-transfer loops shared by the read/write, recv/send and
+// accept wrappers: try the call in non-blocking form when the readiness hint
+// says it may succeed, park on the fd when it would block, and give the
+// program exactly what the blocking call would have.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+
+#include "../runtime/native.h"
+#include "cooperative.h"
+
+namespace greenld {
+
+// A raw syscall result, as libc reports it.
+inline long syscall_result(long r) {
+    if (r < 0 && r > -4096) {
+        errno = int(-r);
+        return -1;
+    }
+    return r;
+}
+
+inline bool is_socket(FdKind k) { return k == FdKind::stream || k == FdKind::datagram || k == FdKind::listener; }
+
+// Returns as soon as one attempt transfers something (or fails otherwise
+// than EAGAIN). `want` lets a short read on a stream mark the fd drained.
+template <typename Attempt>
+long read_loop(int fd, FdEntry* e, size_t want, bool stream, Deadline deadline, Attempt attempt) {
+    for (;;) {
+        if (e->rd_ready.load(std::memory_order_relaxed)) {
+            long n = attempt();
+            if (n >= 0) {
+                if (stream && size_t(n) < want) e->rd_ready.store(false, std::memory_order_relaxed);
+                return n;
+            }
+            if (errno != EAGAIN) return -1;
+            e->rd_ready.store(false, std::memory_order_relaxed);
+        }
+        if (!waited(wait_fd(fd, kWaitRead, deadline))) return -1;
+    }
+}
+
+// Transfers all `total` bytes when `all` (a blocking stream write), else
+// one successful attempt (datagrams, pipes' atomic writes). attempt(done)
+// sends from offset `done`. A failure after progress returns the progress,
+// as the kernel does.
+template <typename Attempt>
+long write_loop(int fd, FdEntry* e, size_t total, bool all, Deadline deadline, Attempt attempt) {
+    size_t done = 0;
+    for (;;) {
+        if (e->wr_ready.load(std::memory_order_relaxed)) {
+            long n = attempt(done);
+            if (n >= 0) {
+                done += size_t(n);
+                if (!all || done >= total) return long(done);
+                e->wr_ready.store(false, std::memory_order_relaxed);
+                continue;
+            }
+            if (errno != EAGAIN) return done ? long(done) : -1;
+            e->wr_ready.store(false, std::memory_order_relaxed);
+        }
+        int rc = wait_fd(fd, kWaitWrite, deadline);
+        if (rc) {
+            if (done) return long(done);
+            errno = (rc == ETIMEDOUT) ? EAGAIN : rc;
+            return -1;
+        }
+    }
+}
+
+// An iovec array that can be advanced past transferred bytes without
+// touching the program's array.
+class IovCursor {
+public:
+    IovCursor(const iovec* iov, int count) {
+        count_ = count < 0 ? 0 : count;
+        v_ = count_ <= kInline ? inline_ : static_cast<iovec*>(malloc(sizeof(iovec) * size_t(count_)));
+        if (!v_) {
+            v_ = inline_;
+            count_ = 0;
+            failed_ = true;
+            return;
+        }
+        if (count_) memcpy(v_, iov, sizeof(iovec) * size_t(count_));
+        for (int i = 0; i < count_; ++i) total_ += v_[i].iov_len;
+    }
+    ~IovCursor() {
+        if (v_ != inline_) free(v_);
+    }
+    IovCursor(const IovCursor&) = delete;
+    IovCursor& operator=(const IovCursor&) = delete;
+
+    bool failed() const { return failed_; }
+    size_t total() const { return total_; }
+    // The array starting `offset` bytes into the original.
+    iovec* at(size_t offset, int* count) {
+        size_t skip = offset - advanced_;
+        while (first_ < count_ && skip >= v_[first_].iov_len) {
+            skip -= v_[first_].iov_len;
+            advanced_ += v_[first_].iov_len;
+            ++first_;
+        }
+        if (first_ < count_ && skip) {
+            v_[first_].iov_base = static_cast<char*>(v_[first_].iov_base) + skip;
+            v_[first_].iov_len -= skip;
+            advanced_ += skip;
+        }
+        *count = count_ - first_;
+        return v_ + first_;
+    }
+
+private:
+    static constexpr int kInline = 8;
+    iovec inline_[kInline];
+    iovec* v_;
+    int count_ = 0;
+    int first_ = 0;
+    size_t total_ = 0;
+    size_t advanced_ = 0;
+    bool failed_ = false;
+};
+
+}  // namespace greenld
