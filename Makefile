@@ -1,0 +1,96 @@
+# greenld — build, test, bench, install.
+#   make            build build/libgreenld.so and the test programs
+#   make test       unit + integration tests (what .ci/run calls)
+#   make test-asan  unit tests under AddressSanitizer + UBSan
+#   make demo       install deps if missing, build, run the demo
+#   make deps       install the Debian build dependencies (as root)
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
+
+CXX ?= g++
+CC ?= gcc
+WARN := -Wall -Wextra -Werror
+# decltype(::read) carries glibc's warn_unused_result, meaningless in a type.
+LIB_WARN := $(WARN) -Wno-ignored-attributes
+CXXFLAGS ?= -O2 -g
+CFLAGS ?= -O2 -g
+LIB_CXXFLAGS := -std=c++20 $(LIB_WARN) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+                -fno-exceptions -fno-rtti -D_GNU_SOURCE $(CXXFLAGS)
+LIB_LDLIBS := -lev -ldl -lpthread
+
+RUNTIME_SRC := $(wildcard runtime/*.cpp)
+RUNTIME_ASM := runtime/context_x86_64.S
+PRELOAD_SRC := $(wildcard preload/*.cpp)
+RUNTIME_OBJ := $(RUNTIME_SRC:%.cpp=$(BUILD)/%.o) $(RUNTIME_ASM:%.S=$(BUILD)/%.o)
+PRELOAD_OBJ := $(PRELOAD_SRC:%.cpp=$(BUILD)/%.o)
+HEADERS := $(wildcard runtime/*.h preload/*.h)
+
+UNIT_SRC := $(wildcard tests/unit/*.cpp)
+PROGRAM_SRC := $(wildcard tests/programs/*.c)
+PROGRAMS := $(PROGRAM_SRC:tests/programs/%.c=$(BUILD)/tests/%)
+
+DEB_DEPS := g++ make libev-dev libc-ares-dev libunwind-dev doctest-dev
+
+.PHONY: all test test-unit test-integration test-asan demo deps install uninstall clean
+
+all: $(BUILD)/libgreenld.so $(BUILD)/unit_tests $(PROGRAMS)
+
+$(BUILD)/%.o: %.cpp $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LIB_CXXFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) -c $< -o $@
+
+$(BUILD)/libgreenld.so: $(RUNTIME_OBJ) $(PRELOAD_OBJ)
+	$(CXX) -shared -o $@ $^ -Wl,-z,now -Wl,-soname,libgreenld.so $(LIB_LDLIBS)
+
+# Unit tests link the runtime directly (no interposition) and drive it
+# through its own API.
+$(BUILD)/unit_tests: $(UNIT_SRC) $(wildcard tests/unit/*.h) $(RUNTIME_OBJ) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++20 $(WARN) -D_GNU_SOURCE $(CXXFLAGS) -Iruntime -o $@ $(UNIT_SRC) $(RUNTIME_OBJ) $(LIB_LDLIBS)
+
+$(BUILD)/tests/%: tests/programs/%.c preload/greenld.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -pthread -Ipreload -o $@ $< -ldl
+
+test: all
+	@tests/run.sh $(BUILD)
+
+test-asan:
+	$(MAKE) BUILD=build-asan CXXFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -DGREENLD_ASAN" \
+	    build-asan/unit_tests
+	ASAN_OPTIONS=detect_stack_use_after_return=0:detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 \
+	    build-asan/unit_tests
+
+deps:
+	@missing=""; for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    else echo "greenld: missing Debian packages:$$missing (run 'sudo make deps')"; exit 1; fi; \
+	fi
+
+demo: deps
+	$(MAKE) all
+	scripts/demo.sh $(BUILD)
+
+install: $(BUILD)/libgreenld.so
+	install -d $(DESTDIR)$(PREFIX)/lib/greenld $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include
+	install -m 0644 $(BUILD)/libgreenld.so $(DESTDIR)$(PREFIX)/lib/greenld/libgreenld.so
+	echo $(VERSION) > $(DESTDIR)$(PREFIX)/lib/greenld/VERSION
+	install -m 0755 scripts/greenld $(DESTDIR)$(PREFIX)/bin/greenld
+	install -m 0644 preload/greenld.h $(DESTDIR)$(PREFIX)/include/greenld.h
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/greenld/libgreenld.so $(DESTDIR)$(PREFIX)/lib/greenld/VERSION \
+	      $(DESTDIR)$(PREFIX)/bin/greenld $(DESTDIR)$(PREFIX)/include/greenld.h
+	-rmdir $(DESTDIR)$(PREFIX)/lib/greenld
+
+clean:
+	rm -rf $(BUILD) build-asan
