@@ -26,6 +26,15 @@ inline FdEntry* cooperative_entry(int fd) {
     return e;
 }
 
+// Identity of the caller for lock ownership: a fiber id, or for a native
+// thread its tid (fiber ids are above any tid).
+inline int lock_owner_id() {
+    if (Fiber* f = Hub::current_fiber()) return int(f->id);
+    static thread_local int tid = 0;
+    if (!tid) tid = native::gettid();
+    return tid;
+}
+
 inline Deadline timeout_deadline(const std::atomic<int64_t>& timeout_ns) {
     int64_t t = timeout_ns.load(std::memory_order_relaxed);
     return t > 0 ? Deadline::after_ns(t) : Deadline::never();

@@ -20,6 +20,7 @@ next::Symbol<decltype(::accept)> next_accept{"accept"};
 next::Symbol<decltype(::accept4)> next_accept4{"accept4"};
 next::Symbol<decltype(::connect)> next_connect{"connect"};
 next::Symbol<decltype(::setsockopt)> next_setsockopt{"setsockopt"};
+next::Symbol<decltype(::shutdown)> next_shutdown{"shutdown"};
 
 FdKind kind_of_type(int type) {
     return (type & 0xf) == SOCK_STREAM ? FdKind::stream : FdKind::datagram;
@@ -56,7 +57,7 @@ int accept_common(int fd, sockaddr* addr, socklen_t* len, int flags, bool four) 
         if (!nonblocking_kernel && !waited(wait_fd(fd, kWaitRead, Deadline::never()))) return -1;
         return syscall_result(native::sys(SYS_accept4, fd, reinterpret_cast<long>(addr),
                                           reinterpret_cast<long>(len), flags));
-    });
+    }, EINVAL);
     if (r >= 0) FdTable::get().reset(int(r), FdKind::stream, (flags & SOCK_NONBLOCK) != 0, true);
     return int(r);
 }
@@ -136,6 +137,21 @@ GREENLD_EXPORT int setsockopt(int fd, int level, int name, const void* value, so
         if (FdEntry* e = FdTable::get().entry(fd))
             (name == SO_RCVTIMEO ? e->rcv_timeout_ns : e->snd_timeout_ns)
                 .store(timeval_ns(value, len), std::memory_order_relaxed);
+    }
+    return r;
+}
+
+GREENLD_EXPORT int shutdown(int fd, int how) {
+    int r = next_shutdown(fd, how);
+    if (r == 0) {
+        if (FdEntry* e = FdTable::get().entry(fd)) {
+            uint64_t bits = (how == SHUT_RD || how == SHUT_RDWR ? FdEntry::kShutRead : 0) |
+                            (how == SHUT_WR || how == SHUT_RDWR ? FdEntry::kShutWrite : 0);
+            uint64_t gen = e->generation.load(std::memory_order_acquire);
+            uint64_t old = e->shutdown_mark.load(std::memory_order_relaxed);
+            uint64_t mark = (old >> 32) == gen ? old | bits : (gen << 32) | bits;
+            e->shutdown_mark.store(mark, std::memory_order_release);
+        }
     }
     return r;
 }

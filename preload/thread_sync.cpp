@@ -19,6 +19,7 @@
 #include "../runtime/futex.h"
 #include "../runtime/hub.h"
 #include "../runtime/native.h"
+#include "cooperative.h"
 #include "next.h"
 
 using namespace greenld;
@@ -57,15 +58,7 @@ MutexView view(pthread_mutex_t* m) {
             m->__data.__kind};
 }
 
-thread_local int t_native_tid = 0;
-
-// Who is locking: a fiber id, or for a native thread its tid (fiber ids are
-// above any tid).
-int self_id() {
-    if (Fiber* f = Hub::current_fiber()) return int(f->id);
-    if (!t_native_tid) t_native_tid = native::gettid();
-    return t_native_tid;
-}
+int self_id() { return lock_owner_id(); }
 
 int acquire(std::atomic<uint32_t>* word, Deadline deadline) {
     uint32_t c = 0;

@@ -29,19 +29,37 @@ inline bool is_socket(FdKind k) { return k == FdKind::stream || k == FdKind::dat
 
 // Returns as soon as one attempt transfers something (or fails otherwise
 // than EAGAIN). `want` lets a short read on a stream mark the fd drained.
+// errno is left as the program had it when the call succeeds, as glibc
+// does, even if an attempt on the way returned EAGAIN.
+// A shutdown(SHUT_RD) by another thread wakes a blocked reader natively
+// with `at_shutdown` (0: EOF; accept gets -1/EINVAL), even if the fd is
+// closed right after: the reader was already on its way out.
 template <typename Attempt>
-long read_loop(int fd, FdEntry* e, size_t want, bool stream, Deadline deadline, Attempt attempt) {
+long read_loop(int fd, FdEntry* e, size_t want, bool stream, Deadline deadline, Attempt attempt,
+               int at_shutdown_errno = 0) {
+    const int saved_errno = errno;
+    const uint32_t generation = e->generation.load(std::memory_order_acquire);
     for (;;) {
         if (e->rd_ready.load(std::memory_order_relaxed)) {
             long n = attempt();
             if (n >= 0) {
                 if (stream && size_t(n) < want) e->rd_ready.store(false, std::memory_order_relaxed);
+                errno = saved_errno;
                 return n;
             }
             if (errno != EAGAIN) return -1;
             e->rd_ready.store(false, std::memory_order_relaxed);
         }
-        if (!waited(wait_fd(fd, kWaitRead, deadline))) return -1;
+        int rc = wait_fd(fd, kWaitRead, deadline);
+        if (rc == EBADF && e->shut_for_reading_in(generation)) {
+            if (!at_shutdown_errno) {
+                errno = saved_errno;
+                return 0;
+            }
+            errno = at_shutdown_errno;
+            return -1;
+        }
+        if (!waited(rc)) return -1;
     }
 }
 
@@ -51,22 +69,33 @@ long read_loop(int fd, FdEntry* e, size_t want, bool stream, Deadline deadline, 
 // as the kernel does.
 template <typename Attempt>
 long write_loop(int fd, FdEntry* e, size_t total, bool all, Deadline deadline, Attempt attempt) {
+    const int saved_errno = errno;
     size_t done = 0;
     for (;;) {
         if (e->wr_ready.load(std::memory_order_relaxed)) {
             long n = attempt(done);
             if (n >= 0) {
                 done += size_t(n);
-                if (!all || done >= total) return long(done);
+                if (!all || done >= total) {
+                    errno = saved_errno;
+                    return long(done);
+                }
                 e->wr_ready.store(false, std::memory_order_relaxed);
                 continue;
             }
-            if (errno != EAGAIN) return done ? long(done) : -1;
+            if (errno != EAGAIN) {
+                if (!done) return -1;
+                errno = saved_errno;
+                return long(done);
+            }
             e->wr_ready.store(false, std::memory_order_relaxed);
         }
         int rc = wait_fd(fd, kWaitWrite, deadline);
         if (rc) {
-            if (done) return long(done);
+            if (done) {
+                errno = saved_errno;
+                return long(done);
+            }
             errno = (rc == ETIMEDOUT) ? EAGAIN : rc;
             return -1;
         }

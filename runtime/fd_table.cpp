@@ -43,6 +43,7 @@ void FdTable::reset(int fd, FdKind kind, bool user_nonblock, bool owned) {
     e->wr_ready.store(true, std::memory_order_relaxed);
     e->rcv_timeout_ns.store(0, std::memory_order_relaxed);
     e->snd_timeout_ns.store(0, std::memory_order_relaxed);
+    e->shutdown_mark.store(0, std::memory_order_relaxed);
     e->kind.store(kind, std::memory_order_release);
 }
 

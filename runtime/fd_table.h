@@ -39,6 +39,16 @@ struct FdEntry {
     std::atomic<int64_t> rcv_timeout_ns{0};    // SO_RCVTIMEO, 0 = none
     std::atomic<int64_t> snd_timeout_ns{0};    // SO_SNDTIMEO
     std::atomic<uint64_t> hub_mask{0};         // hubs whose loop watches this fd
+    // shutdown() seen on this fd: (generation << 32) | kShutRead/kShutWrite.
+    // A waiter woken by the close that follows a shutdown must report what
+    // the shutdown gave a blocked call natively (EOF), not EBADF.
+    std::atomic<uint64_t> shutdown_mark{0};
+    static constexpr uint64_t kShutRead = 1, kShutWrite = 2;
+
+    bool shut_for_reading_in(uint32_t generation) const {
+        uint64_t m = shutdown_mark.load(std::memory_order_acquire);
+        return (m & kShutRead) && uint32_t(m >> 32) == generation;
+    }
 };
 
 class FdTable {

@@ -12,6 +12,7 @@
 #include "diag.h"
 #include "futex.h"
 #include "io.h"
+#include "sanitizer.h"
 
 namespace greenld {
 
@@ -26,6 +27,7 @@ void run_fiber_item(Hub* hub, RemoteItem* item) {
 }
 
 void fiber_entry(void* arg) {
+    sanitizer::finish_switch(nullptr);
     auto* f = static_cast<Fiber*>(arg);
     f->result = f->start(f->arg);
     Hub::current()->exit_current();
@@ -53,6 +55,13 @@ void* Hub::thread_main(void* arg) {
     auto* hub = static_cast<Hub*>(arg);
     t_hub = hub;
     hub->native_handle_.store(pthread_self(), std::memory_order_release);
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void* lo = nullptr;
+        pthread_attr_getstack(&attr, &lo, &hub->stack_size_);
+        hub->stack_lo_ = lo;
+        pthread_attr_destroy(&attr);
+    }
     diag::install_overflow_reporter();
     hub->run();
     return nullptr;
@@ -75,7 +84,10 @@ void Hub::switch_to(Fiber* f) {
     t_fiber = f;
     f->state.store(FiberState::running, std::memory_order_relaxed);
     switches.fetch_add(1, std::memory_order_relaxed);
+    void* asan_save = nullptr;
+    sanitizer::start_switch(&asan_save, f->stack.lo(), f->stack.usable);
     greenld_context_switch(&ctx_, &f->ctx);
+    sanitizer::finish_switch(asan_save);
     t_fiber = nullptr;
     if (dead_) {
         Fiber* d = dead_;
@@ -91,7 +103,11 @@ void Hub::switch_out(Fiber* self) {
                     self->id, self->stack.usable / 1024);
     // errno lives in the OS thread's TLS, shared by the hub's fibers.
     int saved_errno = errno;
+    void* asan_save = nullptr;
+    const bool dying = self->state.load(std::memory_order_relaxed) == FiberState::dead;
+    sanitizer::start_switch(dying ? nullptr : &asan_save, stack_lo_, stack_size_);
     greenld_context_switch(&self->ctx, &ctx_);
+    sanitizer::finish_switch(asan_save);
     errno = saved_errno;
 }
 

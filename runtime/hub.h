@@ -89,6 +89,8 @@ private:
     std::atomic<pthread_t> native_handle_{0};
     struct ev_loop* loop_ = nullptr;
     Context ctx_;                    // the hub's own context
+    const void* stack_lo_ = nullptr; // the hub thread's native stack (for ASan)
+    size_t stack_size_ = 0;
     Fiber* runq_head_ = nullptr;
     Fiber* runq_tail_ = nullptr;
     Fiber* dead_ = nullptr;          // fiber that just exited, freed after the switch

@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include "native.h"
+#include "sanitizer.h"
 
 namespace greenld {
 
@@ -53,6 +54,7 @@ bool stack_allocate(size_t usable, Stack* out, int* err) {
             if (c.items[i].usable == usable) {
                 *out = c.items[i];
                 c.items[i] = c.items[--c.count];
+                sanitizer::fresh_stack(out->lo(), out->usable);
                 out->write_canary();
                 return true;
             }
@@ -77,6 +79,7 @@ bool stack_allocate(size_t usable, Stack* out, int* err) {
     out->map_size = total;
     out->usable = usable;
     out->owned = true;
+    sanitizer::fresh_stack(out->lo(), out->usable);
     out->write_canary();
     return true;
 }
