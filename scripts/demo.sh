@@ -5,7 +5,7 @@
 #
 # Usage: scripts/demo.sh [BUILD_DIR]      (default: <repo>/build)
 #
-# Environment: DEMO_CONNS (default 2000), DEMO_REQUESTS (default 20).
+# Environment: DEMO_CONNS (default 2000), DEMO_REQUESTS (default 50).
 # Expects BUILD_DIR/libgreenld.so, BUILD_DIR/tests/echo_server and
 # BUILD_DIR/tests/load_client to have been built already (see the Makefile);
 # this script builds nothing.
@@ -29,7 +29,7 @@ server=$build_dir/tests/echo_server
 client=$build_dir/tests/load_client
 launcher=$repo_root/scripts/greenld
 conns=${DEMO_CONNS:-2000}
-requests=${DEMO_REQUESTS:-20}
+requests=${DEMO_REQUESTS:-50}
 size=64
 
 die() {

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "context.h"
+#include "sanitizer.h"
 #include "support.h"
 
 using namespace greenld;
@@ -40,6 +41,7 @@ TEST_CASE("context switch runs a new context and comes back, many times") {
     const size_t size = 64 * 1024;
     void* mem = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     REQUIRE(mem != MAP_FAILED);
+    sanitizer::fresh_stack(mem, size);
     g_counter = 0;
     context_make(&g_other, static_cast<char*>(mem) + size, pingpong_entry, nullptr);
     for (int i = 0; i < 10000; ++i) greenld_context_switch(&g_main, &g_other);
@@ -51,6 +53,7 @@ TEST_CASE("context switch keeps each context's MXCSR (floating-point control sta
     const size_t size = 64 * 1024;
     void* mem = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     REQUIRE(mem != MAP_FAILED);
+    sanitizer::fresh_stack(mem, size);
     uint32_t before;
     __asm__ volatile("stmxcsr %0" : "=m"(before));
     context_make(&g_other, static_cast<char*>(mem) + size, mxcsr_entry, nullptr);
@@ -71,6 +74,7 @@ TEST_CASE("a new context starts with a 16-byte aligned stack (SysV ABI)") {
     const size_t size = 64 * 1024;
     void* mem = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     REQUIRE(mem != MAP_FAILED);
+    sanitizer::fresh_stack(mem, size);
     // Misaligned top on purpose: context_make must align it.
     context_make(
         &g_other, static_cast<char*>(mem) + size - 8,
