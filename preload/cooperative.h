@@ -15,11 +15,13 @@
 namespace greenld {
 
 inline FdEntry* cooperative_entry(int fd) {
+    // The native fast path: a thread-local load and a flag, nothing else.
+    const bool in_fiber = Hub::current_fiber() != nullptr;
+    if (__builtin_expect(!in_fiber && !FdTable::kernel_nonblock_in_use(), 1)) return nullptr;
     FdEntry* e = FdTable::get().entry(fd);
     if (!e) return nullptr;
-    FdKind kind = e->kind.load(std::memory_order_acquire);
-    const bool in_fiber = Hub::current_fiber() != nullptr;
     if (!in_fiber && !e->kernel_nonblock.load(std::memory_order_relaxed)) return nullptr;
+    FdKind kind = e->kind.load(std::memory_order_acquire);
     if (kind == FdKind::unknown) kind = FdTable::get().classify(fd, e);
     if (kind == FdKind::unknown || kind == FdKind::file) return nullptr;
     if (e->user_nonblock.load(std::memory_order_relaxed)) return nullptr;

@@ -22,6 +22,12 @@ next::Symbol<int(int, unsigned long, ...)> next_ioctl{"ioctl"};
 next::Symbol<decltype(::pipe)> next_pipe{"pipe"};
 next::Symbol<decltype(::pipe2)> next_pipe2{"pipe2"};
 
+// The program's O_NONBLOCK view changes for every fd sharing the file
+// description, as the kernel flag would.
+void record_user_nonblock(int fd, bool on) {
+    FdTable::get().for_each_sharing(fd, [on](FdEntry* x) { x->user_nonblock.store(on, std::memory_order_relaxed); });
+}
+
 int set_flags(int fd, long flags) {
     FdEntry* e = FdTable::get().entry(fd);
     if (!e) return next_fcntl(fd, F_SETFL, flags);
@@ -30,7 +36,7 @@ int set_flags(int fd, long flags) {
     long kernel = flags;
     if (e->kernel_nonblock.load(std::memory_order_relaxed)) kernel |= O_NONBLOCK;
     int r = next_fcntl(fd, F_SETFL, kernel);
-    if (r == 0) e->user_nonblock.store((flags & O_NONBLOCK) != 0, std::memory_order_relaxed);
+    if (r == 0) record_user_nonblock(fd, (flags & O_NONBLOCK) != 0);
     return r;
 }
 
@@ -109,11 +115,11 @@ GREENLD_EXPORT int ioctl(int fd, unsigned long request, ...) {
         if (e && e->kernel_nonblock.load(std::memory_order_relaxed)) {
             // Validate the fd as the real call would, keep the kernel flag.
             if (next_fcntl(fd, F_GETFL) < 0) return -1;
-            e->user_nonblock.store(on, std::memory_order_relaxed);
+            record_user_nonblock(fd, on);
             return 0;
         }
         int r = next_ioctl(fd, request, arg);
-        if (r == 0 && e) e->user_nonblock.store(on, std::memory_order_relaxed);
+        if (r == 0 && e) record_user_nonblock(fd, on);
         return r;
     }
     return next_ioctl(fd, request, arg);

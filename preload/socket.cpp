@@ -38,8 +38,10 @@ void prepare_listener(int fd, FdEntry* e) {
     if (e->kernel_nonblock.load(std::memory_order_relaxed) || !e->owned.load(std::memory_order_relaxed)) return;
     long fl = native::sys(SYS_fcntl, fd, F_GETFL);
     if (fl < 0) return;
-    if (native::sys(SYS_fcntl, fd, F_SETFL, fl | O_NONBLOCK) == 0)
+    if (native::sys(SYS_fcntl, fd, F_SETFL, fl | O_NONBLOCK) == 0) {
+        FdTable::note_kernel_nonblock();
         e->kernel_nonblock.store(true, std::memory_order_relaxed);
+    }
 }
 
 int accept_common(int fd, sockaddr* addr, socklen_t* len, int flags, bool four) {
@@ -119,6 +121,10 @@ GREENLD_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
             native::sys(SYS_getsockopt, fd, SOL_SOCKET, SO_ERROR, reinterpret_cast<long>(&so_error),
                         reinterpret_cast<long>(&sl));
             err = so_error;
+            // A completed non-blocking connect leaves the socket "connecting"
+            // until connect() is called again; a blocking connect would have
+            // finished that transition, so a later connect() sees EISCONN.
+            if (!err) native::sys(SYS_connect, fd, reinterpret_cast<long>(addr), len);
         } else {
             err = (rc == ETIMEDOUT) ? EINPROGRESS : rc;
         }
@@ -134,9 +140,11 @@ GREENLD_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
 GREENLD_EXPORT int setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
     int r = next_setsockopt(fd, level, name, value, len);
     if (r == 0 && level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
-        if (FdEntry* e = FdTable::get().entry(fd))
-            (name == SO_RCVTIMEO ? e->rcv_timeout_ns : e->snd_timeout_ns)
-                .store(timeval_ns(value, len), std::memory_order_relaxed);
+        const int64_t ns = timeval_ns(value, len);
+        // Socket options belong to the socket: every dup sees them.
+        FdTable::get().for_each_sharing(fd, [&](FdEntry* x) {
+            (name == SO_RCVTIMEO ? x->rcv_timeout_ns : x->snd_timeout_ns).store(ns, std::memory_order_relaxed);
+        });
     }
     return r;
 }

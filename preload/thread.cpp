@@ -91,9 +91,13 @@ bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->t
 }  // namespace
 
 GREENLD_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
+    // pthread_create reports through its return value; errno is the caller's
+    // (the first call starts the hubs, which parses settings and maps stacks).
+    const int saved_errno = errno;
     Fiber* f = nullptr;
     int rc = Runtime::get().spawn(start, arg, options_from(attr), &f);
     if (rc == 0) *thread = reinterpret_cast<pthread_t>(f);
+    errno = saved_errno;
     return rc;
 }
 

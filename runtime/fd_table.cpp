@@ -11,10 +11,8 @@
 
 namespace greenld {
 
-FdTable& FdTable::get() {
-    static FdTable table;
-    return table;
-}
+constinit FdTable FdTable::table_;
+constinit std::atomic<bool> FdTable::kernel_nonblock_in_use_{false};
 
 FdEntry* FdTable::entry(int fd) {
     if (fd < 0 || fd >= kMaxFds) return nullptr;
@@ -44,6 +42,7 @@ void FdTable::reset(int fd, FdKind kind, bool user_nonblock, bool owned) {
     e->rcv_timeout_ns.store(0, std::memory_order_relaxed);
     e->snd_timeout_ns.store(0, std::memory_order_relaxed);
     e->shutdown_mark.store(0, std::memory_order_relaxed);
+    e->share_group.store(0, std::memory_order_relaxed);
     e->kind.store(kind, std::memory_order_release);
 }
 
@@ -86,6 +85,14 @@ void FdTable::duplicate(int from, int to) {
     // SO_RCVTIMEO/SO_SNDTIMEO belong to the socket, which the copy shares.
     dst->rcv_timeout_ns.store(src->rcv_timeout_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
     dst->snd_timeout_ns.store(src->snd_timeout_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    uint32_t g = src->share_group.load(std::memory_order_acquire);
+    if (!g) {
+        g = next_group_.fetch_add(1, std::memory_order_relaxed);
+        src->share_group.store(g, std::memory_order_release);
+    }
+    dst->share_group.store(g, std::memory_order_release);
+    for (int top = max_shared_fd_.load(std::memory_order_relaxed), want = from > to ? from : to; top < want;)
+        if (max_shared_fd_.compare_exchange_weak(top, want, std::memory_order_acq_rel)) break;
 }
 
 }  // namespace greenld

@@ -39,6 +39,9 @@ struct FdEntry {
     std::atomic<int64_t> rcv_timeout_ns{0};    // SO_RCVTIMEO, 0 = none
     std::atomic<int64_t> snd_timeout_ns{0};    // SO_SNDTIMEO
     std::atomic<uint64_t> hub_mask{0};         // hubs whose loop watches this fd
+    // Non-zero when dup() & co. made this fd share its file description
+    // (and so its O_NONBLOCK and socket options) with other fd numbers.
+    std::atomic<uint32_t> share_group{0};
     // shutdown() seen on this fd: (generation << 32) | kShutRead/kShutWrite.
     // A waiter woken by the close that follows a shutdown must report what
     // the shutdown gave a blocked call natively (EOF), not EBADF.
@@ -54,7 +57,13 @@ struct FdEntry {
 class FdTable {
 public:
     static constexpr int kMaxFds = 1 << 20;
-    static FdTable& get();
+    static FdTable& get() { return table_; }
+
+    // True once any fd has been made non-blocking in the kernel behind the
+    // program's back: until then a native thread's I/O call needs no table
+    // lookup at all.
+    static bool kernel_nonblock_in_use() { return kernel_nonblock_in_use_.load(std::memory_order_relaxed); }
+    static void note_kernel_nonblock() { kernel_nonblock_in_use_.store(true, std::memory_order_relaxed); }
 
     // Null for negative or absurdly large fds.
     FdEntry* entry(int fd);
@@ -68,10 +77,38 @@ public:
     // Copies the program-visible state of `from` to `to` (dup family). The
     // copy shares the file description, so it shares O_NONBLOCK.
     void duplicate(int from, int to);
+    // Calls fn(entry) for fd and every fd that shares its file description
+    // through a dup we saw. Rare (F_SETFL, FIONBIO, SO_*TIMEO on a dup'd
+    // fd), so a scan of the dup'd range is fine.
+    template <typename Fn>
+    void for_each_sharing(int fd, Fn fn) {
+        FdEntry* e = entry(fd);
+        if (!e) return;
+        uint32_t g = e->share_group.load(std::memory_order_acquire);
+        if (!g) {
+            fn(e);
+            return;
+        }
+        int top = max_shared_fd_.load(std::memory_order_acquire);
+        for (int i = 0; i <= top; ++i) {
+            FdEntry* x = entry(i);
+            if (x && x->share_group.load(std::memory_order_relaxed) == g) fn(x);
+        }
+    }
+    void forget_sharing(int fd) {
+        if (FdEntry* e = entry(fd)) e->share_group.store(0, std::memory_order_release);
+    }
+
+    constexpr FdTable() = default;
 
 private:
     static constexpr int kChunk = 4096;
     std::atomic<FdEntry*> chunks_[kMaxFds / kChunk] = {};
+    // Constant-initialised: usable by calls that arrive before constructors.
+    static FdTable table_;
+    static std::atomic<bool> kernel_nonblock_in_use_;
+    std::atomic<uint32_t> next_group_{1};
+    std::atomic<int> max_shared_fd_{-1};
 };
 
 }  // namespace greenld

@@ -1,12 +1,14 @@
 #include "io.h"
 
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 
 #include <cerrno>
 #include <new>
 
 #include "diag.h"
+#include "futex.h"
 #include "fd_table.h"
 #include "hub.h"
 
@@ -41,11 +43,11 @@ void unlink(IoWaiter*& head, IoWaiter* w) {
     w->linked = false;
 }
 
-// Wakes waiters of one direction whose wait began before `generation`
-// (all of them when generation is 0): they resume with `error`.
-void wake_list(IoWaiter* head, WakeReason reason, int error, uint32_t before_generation) {
+// Wakes waiters of one direction whose wait began at or before generation
+// `upto` (all of them when upto is 0): they resume with `error`.
+void wake_list(IoWaiter* head, WakeReason reason, int error, uint32_t upto) {
     for (IoWaiter* w = head; w; w = w->next) {
-        if (before_generation && int32_t(w->generation - before_generation) >= 0) continue;
+        if (upto && int32_t(w->generation - upto) > 0) continue;
         Hub::unpark(w->fiber, reason, error);
     }
 }
@@ -67,10 +69,9 @@ void on_ready(struct ev_loop* loop, ev_io* w, int revents) {
 // The fd number was closed and possibly reused since the watchers were set:
 // wake stale waiters and make libev register the fd anew (ev_io_set marks
 // it so), since the kernel dropped the old registration with the old file.
-void sync_generation(IoSlot* s, uint32_t generation) {
-    if (s->generation == generation) return;
-    wake_list(s->readers, WakeReason::cancelled, EBADF, generation);
-    wake_list(s->writers, WakeReason::cancelled, EBADF, generation);
+void reset_slot(IoSlot* s, uint32_t generation, uint32_t wake_upto) {
+    wake_list(s->readers, WakeReason::cancelled, EBADF, wake_upto);
+    wake_list(s->writers, WakeReason::cancelled, EBADF, wake_upto);
     struct ev_loop* loop = s->hub->loop();
     ev_io_stop(loop, &s->rd);
     ev_io_stop(loop, &s->wr);
@@ -79,18 +80,26 @@ void sync_generation(IoSlot* s, uint32_t generation) {
     s->generation = generation;
 }
 
+void sync_generation(IoSlot* s, uint32_t generation) {
+    if (s->generation != generation) reset_slot(s, generation, generation - 1);
+}
+
 struct CancelItem {
     RemoteItem item;
     int fd;
     int error;
-    uint32_t generation;  // 0: cancel_wait (every waiter); else close
+    uint32_t generation;              // 0: cancel_wait (every waiter); else close
+    std::atomic<uint32_t>* pending;   // close: counts hubs yet to answer
 };
 
 void cancel_on_hub(Hub* hub, int fd, int error, uint32_t generation) {
     IoSlot* s = hub->io_slot(fd, false);
     if (!s) return;
     if (generation) {
-        if (int32_t(generation - s->generation) > 0) sync_generation(s, generation);
+        // A close: even a waiter that began after the close bumped the
+        // generation is on the fd being closed; stop everything before the
+        // closer's real close (it waits for us).
+        if (int32_t(generation - s->generation) >= 0) reset_slot(s, generation, generation);
         return;
     }
     wake_list(s->readers, WakeReason::cancelled, error, 0);
@@ -100,12 +109,28 @@ void cancel_on_hub(Hub* hub, int fd, int error, uint32_t generation) {
 void run_cancel_item(Hub* hub, RemoteItem* item) {
     auto* c = reinterpret_cast<CancelItem*>(item);
     cancel_on_hub(hub, c->fd, c->error, c->generation);
-    delete c;
+    if (c->pending) {
+        // The closer owns the item (on its stack) and waits for this.
+        std::atomic<uint32_t>* pending = c->pending;
+        if (pending->fetch_sub(1, std::memory_order_acq_rel) == 1) futex_wake(pending, 1);
+    } else {
+        delete c;
+    }
 }
 
+// For a close, the caller must not close the fd before every hub that
+// watches it has stopped its watchers: a watcher started but not yet
+// registered with epoll would then be registered on a closed fd (libev
+// aborts on that EBADF) or, worse, on the next file with that number. So
+// close waits for the other hubs' answers (a fiber parks, a native thread
+// sleeps; hubs never wait for each other, so this cannot deadlock).
 void cancel_everywhere(int fd, int error, uint32_t generation, uint64_t hubs) {
     Runtime& rt = Runtime::get();
     Hub* here = Hub::current();
+    const bool closing = generation != 0;
+    CancelItem local[Runtime::kMaxHubs];
+    std::atomic<uint32_t> pending{0};
+    int posted = 0;
     for (int i = 0; i < rt.hub_count() && hubs; ++i) {
         if (!(hubs & (uint64_t(1) << i))) continue;
         Hub* h = rt.hub(i);
@@ -113,18 +138,61 @@ void cancel_everywhere(int fd, int error, uint32_t generation, uint64_t hubs) {
             cancel_on_hub(h, fd, error, generation);
             continue;
         }
-        auto* c = new (std::nothrow) CancelItem{{}, fd, error, generation};
+        CancelItem* c = closing ? &local[posted] : new (std::nothrow) CancelItem{};
         if (!c) {
             diag::message("out of memory: waiters of fd %d on hub %d not woken", fd, i);
             continue;
         }
+        *c = CancelItem{{}, fd, error, generation, closing ? &pending : nullptr};
         c->item.run = run_cancel_item;
+        if (closing) {
+            pending.fetch_add(1, std::memory_order_relaxed);
+            ++posted;
+        }
         h->post(&c->item);
+    }
+    for (uint32_t v; closing && (v = pending.load(std::memory_order_acquire)) != 0;) futex_wait(&pending, v);
+}
+
+// Native threads waiting in wait_fd (the C API, or a blocking accept on a
+// listener we made non-blocking) sleep in ppoll on the fd and on an eventfd
+// of their own, so that cancel_wait and close can wake them too.
+struct NativeWaiter {
+    int fd;
+    int wake_fd;
+    int error = 0;
+    NativeWaiter* next = nullptr;
+};
+
+native::Mutex g_native_lock;
+NativeWaiter* g_native_waiters = nullptr;
+
+int thread_wake_fd() {
+    static thread_local int wake_fd = -1;
+    if (wake_fd < 0) wake_fd = int(native::sys(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK));
+    return wake_fd;
+}
+
+void cancel_native(int fd, int error) {
+    native::LockGuard g(g_native_lock);
+    for (NativeWaiter* w = g_native_waiters; w; w = w->next) {
+        if (w->fd != fd || w->error) continue;
+        w->error = error;
+        uint64_t one = 1;
+        native::sys(SYS_write, w->wake_fd, reinterpret_cast<long>(&one), sizeof one);
     }
 }
 
 int wait_native(int fd, unsigned events, Deadline deadline) {
-    pollfd p{fd, short(((events & kWaitRead) ? POLLIN : 0) | ((events & kWaitWrite) ? POLLOUT : 0)), 0};
+    NativeWaiter self{fd, thread_wake_fd()};
+    if (self.wake_fd >= 0) {
+        native::LockGuard g(g_native_lock);
+        self.next = g_native_waiters;
+        g_native_waiters = &self;
+    }
+    pollfd p[2] = {{fd, short(((events & kWaitRead) ? POLLIN : 0) | ((events & kWaitWrite) ? POLLOUT : 0)), 0},
+                   {self.wake_fd, POLLIN, 0}};
+    int result;
     for (;;) {
         timespec ts, *tp = nullptr;
         if (!deadline.is_never()) {
@@ -133,11 +201,45 @@ int wait_native(int fd, unsigned events, Deadline deadline) {
             ts.tv_nsec = r % 1000000000;
             tp = &ts;
         }
-        long rc = native::sys(SYS_ppoll, reinterpret_cast<long>(&p), 1, reinterpret_cast<long>(tp), 0, 8);
-        if (rc > 0) return (p.revents & POLLNVAL) ? EBADF : 0;
-        if (rc == 0) return ETIMEDOUT;
-        if (rc != -EINTR) return int(-rc);
+        long rc = native::sys(SYS_ppoll, reinterpret_cast<long>(p), self.wake_fd >= 0 ? 2 : 1,
+                              reinterpret_cast<long>(tp), 0, 8);
+        if (rc > 0 && (p[1].revents & POLLIN)) {
+            uint64_t v;
+            native::sys(SYS_read, self.wake_fd, reinterpret_cast<long>(&v), sizeof v);
+        }
+        if (rc > 0 && p[0].revents) {
+            result = (p[0].revents & POLLNVAL) ? EBADF : 0;
+            break;
+        }
+        native::LockGuard g(g_native_lock);
+        if (self.error) {
+            result = self.error;
+            break;
+        }
+        if (rc == 0) {
+            result = ETIMEDOUT;
+            break;
+        }
+        if (rc < 0 && rc != -EINTR) {
+            result = int(-rc);
+            break;
+        }
     }
+    if (self.wake_fd >= 0) {
+        native::LockGuard g(g_native_lock);
+        for (NativeWaiter** pp = &g_native_waiters; *pp; pp = &(*pp)->next) {
+            if (*pp == &self) {
+                *pp = self.next;
+                break;
+            }
+        }
+        // A cancel that raced our wake-up may have left a count behind.
+        if (self.error) {
+            uint64_t v;
+            native::sys(SYS_read, self.wake_fd, reinterpret_cast<long>(&v), sizeof v);
+        }
+    }
+    return result;
 }
 
 }  // namespace
@@ -166,7 +268,7 @@ int wait_fd(int fd, unsigned events, Deadline deadline) {
     if (!s) return ENOMEM;
     const uint32_t generation = e->generation.load(std::memory_order_acquire);
     sync_generation(s, generation);
-    e->hub_mask.fetch_or(uint64_t(1) << hub->index(), std::memory_order_relaxed);
+    e->hub_mask.fetch_or(uint64_t(1) << hub->index(), std::memory_order_seq_cst);
 
     IoWaiter rw{self, generation}, ww{self, generation};
     struct ev_loop* loop = hub->loop();
@@ -178,6 +280,14 @@ int wait_fd(int fd, unsigned events, Deadline deadline) {
     if (events & kWaitWrite) {
         link(s->writers, &ww);
         if (!ev_is_active(&s->wr)) ev_io_start(loop, &s->wr);
+    }
+    // Pairs with fd_closing (generation bump, then hub_mask exchange): either
+    // the closer saw our hub bit and will reset this slot before its real
+    // close, or we see its bump here and stand down before libev registers a
+    // closed fd.
+    if (e->generation.load(std::memory_order_seq_cst) != generation) {
+        Hub::unpark(self, WakeReason::cancelled, EBADF);
+        reset_slot(s, generation + 1, generation);
     }
     WakeReason why = hub->park_prepared(deadline);
     unlink(s->readers, &rw);
@@ -191,6 +301,7 @@ int wait_fd(int fd, unsigned events, Deadline deadline) {
 }
 
 void cancel_wait(int fd, int error) {
+    cancel_native(fd, error);
     FdEntry* e = FdTable::get().entry(fd);
     if (!e || !Runtime::get().started()) return;
     cancel_everywhere(fd, error, 0, e->hub_mask.load(std::memory_order_acquire));
@@ -199,10 +310,12 @@ void cancel_wait(int fd, int error) {
 void fd_closing(int fd) {
     FdEntry* e = FdTable::get().entry(fd);
     if (!e) return;
-    uint32_t generation = e->generation.fetch_add(1, std::memory_order_acq_rel) + 1;
-    if (generation == 0) generation = e->generation.fetch_add(1, std::memory_order_acq_rel) + 1;
+    uint32_t generation = e->generation.fetch_add(1, std::memory_order_seq_cst) + 1;
+    if (generation == 0) generation = e->generation.fetch_add(1, std::memory_order_seq_cst) + 1;
     e->kind.store(FdKind::unknown, std::memory_order_release);
-    uint64_t hubs = e->hub_mask.exchange(0, std::memory_order_acq_rel);
+    e->share_group.store(0, std::memory_order_release);
+    uint64_t hubs = e->hub_mask.exchange(0, std::memory_order_seq_cst);
+    if (g_native_waiters) cancel_native(fd, EBADF);
     if (hubs && Runtime::get().started()) cancel_everywhere(fd, EBADF, generation, hubs);
 }
 
