@@ -39,26 +39,35 @@ DEB_DEPS := g++ make libev-dev libc-ares-dev libunwind-dev doctest-dev
 
 all: $(BUILD)/libgreenld.so $(BUILD)/unit_tests $(PROGRAMS)
 
+# V=1 shows the full commands.
+Q := $(if $(V),,@)
+say = $(if $(V),,@echo "  $(1)	$(2)")
+
 $(BUILD)/%.o: %.cpp $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LIB_CXXFLAGS) -c $< -o $@
+	$(call say,CXX,$<)
+	$(Q)$(CXX) $(LIB_CXXFLAGS) -c $< -o $@
 
 $(BUILD)/%.o: %.S
 	@mkdir -p $(dir $@)
-	$(CC) -c $< -o $@
+	$(call say,AS,$<)
+	$(Q)$(CC) -c $< -o $@
 
 $(BUILD)/libgreenld.so: $(RUNTIME_OBJ) $(PRELOAD_OBJ)
-	$(CXX) -shared -o $@ $^ -Wl,-z,now -Wl,-soname,libgreenld.so $(LIB_LDLIBS)
+	$(call say,LINK,$@)
+	$(Q)$(CXX) -shared -o $@ $^ -Wl,-z,now -Wl,-soname,libgreenld.so $(LIB_LDLIBS)
 
 # Unit tests link the runtime directly (no interposition) and drive it
 # through its own API.
 $(BUILD)/unit_tests: $(UNIT_SRC) $(wildcard tests/unit/*.h) $(RUNTIME_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CXX) -std=c++20 $(WARN) -D_GNU_SOURCE $(CXXFLAGS) -Iruntime -o $@ $(UNIT_SRC) $(RUNTIME_OBJ) $(LIB_LDLIBS)
+	$(call say,LINK,$@)
+	$(Q)$(CXX) -std=c++20 $(WARN) -D_GNU_SOURCE $(CXXFLAGS) -Iruntime -o $@ $(UNIT_SRC) $(RUNTIME_OBJ) $(LIB_LDLIBS)
 
 $(BUILD)/tests/%: tests/programs/%.c preload/greenld.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -pthread -Ipreload -o $@ $< -ldl
+	$(call say,CC,$<)
+	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) -pthread -Ipreload -o $@ $< -ldl
 
 test: all
 	@tests/run.sh $(BUILD)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make install` into a staging DESTDIR, then the installed launcher finds
+# the installed library and runs a threaded server on fibers.
+set -u
+BUILD=${1:-build}
+cd "$(dirname "$0")/../.."
+stage=$(mktemp -d)
+server=
+cleanup() {
+    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+    rm -rf "$stage"
+}
+trap cleanup EXIT
+pass=0 fail=0
+check() {
+    if eval "$2"; then pass=$((pass + 1)); echo "ok - $1"; else fail=$((fail + 1)); echo "not ok - $1"; fi
+}
+make -s install BUILD="$BUILD" DESTDIR="$stage" PREFIX=/opt/greenld >/dev/null
+bin=$stage/opt/greenld/bin/greenld
+check "install puts the launcher, the library and the header in place" \
+    '[ -x "$bin" ] && [ -f "$stage/opt/greenld/lib/greenld/libgreenld.so" ] && [ -f "$stage/opt/greenld/include/greenld.h" ]'
+check "the installed launcher reports the version" '[ "$("$bin" --version)" = "greenld $(cat VERSION)" ]'
+env -u GREENLD_LIBRARY "$bin" -- env | grep -q "^LD_PRELOAD=$stage/opt/greenld/lib/greenld/libgreenld.so"
+check "the installed launcher preloads the installed library" '[ $? -eq 0 ]'
+env -u GREENLD_LIBRARY "$bin" --hubs 2 -- "$BUILD/tests/echo_server" --port-file "$stage/port" &
+server=$!
+for _ in $(seq 100); do [ -s "$stage/port" ] && break; sleep 0.1; done
+line=$("$BUILD/tests/load_client" --port "$(cat "$stage/port" 2>/dev/null || echo 1)" --conns 200 --requests 10 \
+    --server-pid "$server" --timeout-sec 30)
+rc=$?
+echo "# $line"
+check "a server run by the installed launcher serves 200 connections on fibers" \
+    '[ $rc -eq 0 ] && [ "$(sed -nE "s/.*server_threads_max=([0-9]+).*/\1/p" <<<"$line")" -le 4 ]'
+make -s uninstall DESTDIR="$stage" PREFIX=/opt/greenld >/dev/null
+check "uninstall removes what install put" '[ ! -e "$bin" ] && [ ! -e "$stage/opt/greenld/lib/greenld" ]'
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
