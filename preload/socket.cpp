@@ -39,7 +39,7 @@ void prepare_listener(int fd, FdEntry* e) {
     long fl = native::sys(SYS_fcntl, fd, F_GETFL);
     if (fl < 0) return;
     if (native::sys(SYS_fcntl, fd, F_SETFL, fl | O_NONBLOCK) == 0) {
-        FdTable::note_kernel_nonblock();
+        FdTable::get().note_kernel_nonblock(fd);
         e->kernel_nonblock.store(true, std::memory_order_relaxed);
     }
 }
@@ -60,7 +60,13 @@ int accept_common(int fd, sockaddr* addr, socklen_t* len, int flags, bool four) 
         return syscall_result(native::sys(SYS_accept4, fd, reinterpret_cast<long>(addr),
                                           reinterpret_cast<long>(len), flags));
     }, EINVAL);
-    if (r >= 0) FdTable::get().reset(int(r), FdKind::stream, (flags & SOCK_NONBLOCK) != 0, true);
+    if (r >= 0) {
+        FdTable::get().reset(int(r), FdKind::stream, (flags & SOCK_NONBLOCK) != 0, true);
+        // Wait for readiness before the next accept: should an exec'ed child
+        // have put the shared listener back in blocking mode (see
+        // process.cpp), accept is then only tried when a connection is there.
+        e->rd_ready.store(false, std::memory_order_relaxed);
+    }
     return int(r);
 }
 

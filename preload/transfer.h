@@ -39,8 +39,12 @@ long read_loop(int fd, FdEntry* e, size_t want, bool stream, Deadline deadline, 
                int at_shutdown_errno = 0) {
     const int saved_errno = errno;
     const uint32_t generation = e->generation.load(std::memory_order_acquire);
+    // After a wake-up we always try: the hint is only set by hub watchers,
+    // and a native thread's wait does not go through them.
+    bool woken = false;
     for (;;) {
-        if (e->rd_ready.load(std::memory_order_relaxed)) {
+        if (woken || e->rd_ready.load(std::memory_order_relaxed)) {
+            woken = false;
             long n = attempt();
             if (n >= 0) {
                 if (stream && size_t(n) < want) e->rd_ready.store(false, std::memory_order_relaxed);
@@ -60,6 +64,7 @@ long read_loop(int fd, FdEntry* e, size_t want, bool stream, Deadline deadline, 
             return -1;
         }
         if (!waited(rc)) return -1;
+        woken = true;
     }
 }
 
@@ -71,8 +76,10 @@ template <typename Attempt>
 long write_loop(int fd, FdEntry* e, size_t total, bool all, Deadline deadline, Attempt attempt) {
     const int saved_errno = errno;
     size_t done = 0;
+    bool woken = false;
     for (;;) {
-        if (e->wr_ready.load(std::memory_order_relaxed)) {
+        if (woken || e->wr_ready.load(std::memory_order_relaxed)) {
+            woken = false;
             long n = attempt(done);
             if (n >= 0) {
                 done += size_t(n);
@@ -99,6 +106,7 @@ long write_loop(int fd, FdEntry* e, size_t total, bool all, Deadline deadline, A
             errno = (rc == ETIMEDOUT) ? EAGAIN : rc;
             return -1;
         }
+        woken = true;
     }
 }
 

@@ -63,7 +63,24 @@ public:
     // program's back: until then a native thread's I/O call needs no table
     // lookup at all.
     static bool kernel_nonblock_in_use() { return kernel_nonblock_in_use_.load(std::memory_order_relaxed); }
-    static void note_kernel_nonblock() { kernel_nonblock_in_use_.store(true, std::memory_order_relaxed); }
+    void note_kernel_nonblock(int fd) {
+        kernel_nonblock_in_use_.store(true, std::memory_order_relaxed);
+        for (int top = max_kernel_nonblock_fd_.load(std::memory_order_relaxed); top < fd;)
+            if (max_kernel_nonblock_fd_.compare_exchange_weak(top, fd, std::memory_order_acq_rel)) break;
+    }
+    // Calls fn(fd, entry) for every fd we made non-blocking in the kernel
+    // although the program believes it blocking (before exec, a child must
+    // get the blocking fd its program believes in).
+    template <typename Fn>
+    void for_each_kernel_nonblock(Fn fn) {
+        int top = max_kernel_nonblock_fd_.load(std::memory_order_acquire);
+        for (int fd = 0; fd <= top; ++fd) {
+            FdEntry* e = entry(fd);
+            if (e && e->kernel_nonblock.load(std::memory_order_relaxed) &&
+                !e->user_nonblock.load(std::memory_order_relaxed))
+                fn(fd, e);
+        }
+    }
 
     // Null for negative or absurdly large fds.
     FdEntry* entry(int fd);
@@ -109,6 +126,7 @@ private:
     static std::atomic<bool> kernel_nonblock_in_use_;
     std::atomic<uint32_t> next_group_{1};
     std::atomic<int> max_shared_fd_{-1};
+    std::atomic<int> max_kernel_nonblock_fd_{-1};
 };
 
 }  // namespace greenld

@@ -257,47 +257,108 @@ IoSlot* io_slot_create(Hub* hub, int fd) {
     return s;
 }
 
+namespace {
+
+// One fd of a wait: the fiber's waiter nodes in that fd's slot.
+struct Interest {
+    int fd = -1;
+    unsigned events = 0;
+    FdEntry* entry = nullptr;
+    IoSlot* slot = nullptr;
+    uint32_t generation = 0;
+    IoWaiter rw{nullptr, 0}, ww{nullptr, 0};
+};
+
+// Links the fiber into every fd's slot and starts the watchers it needs.
+// Returns false if one of the fds was closed meanwhile (the fiber has then
+// already been made runnable, so the park returns at once).
+bool arm(Hub* hub, Fiber* self, Interest* list, size_t n) {
+    struct ev_loop* loop = hub->loop();
+    bool ok = true;
+    for (size_t i = 0; i < n; ++i) {
+        Interest& it = list[i];
+        it.generation = it.entry->generation.load(std::memory_order_acquire);
+        sync_generation(it.slot, it.generation);
+        it.entry->hub_mask.fetch_or(uint64_t(1) << hub->index(), std::memory_order_seq_cst);
+        it.rw = IoWaiter{self, it.generation};
+        it.ww = IoWaiter{self, it.generation};
+        if (it.events & kWaitRead) {
+            link(it.slot->readers, &it.rw);
+            if (!ev_is_active(&it.slot->rd)) ev_io_start(loop, &it.slot->rd);
+        }
+        if (it.events & kWaitWrite) {
+            link(it.slot->writers, &it.ww);
+            if (!ev_is_active(&it.slot->wr)) ev_io_start(loop, &it.slot->wr);
+        }
+        // Pairs with fd_closing (generation bump, then hub_mask exchange):
+        // either the closer saw our hub bit and resets this slot before its
+        // real close, or we see its bump here and stand down before libev
+        // registers a closed fd.
+        if (it.entry->generation.load(std::memory_order_seq_cst) != it.generation) {
+            Hub::unpark(self, WakeReason::cancelled, EBADF);
+            reset_slot(it.slot, it.generation + 1, it.generation);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+void disarm(Interest* list, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+        unlink(list[i].slot->readers, &list[i].rw);
+        unlink(list[i].slot->writers, &list[i].ww);
+    }
+}
+
+bool prepare(Hub* hub, Interest& it, int fd, unsigned events) {
+    it.fd = fd;
+    it.events = events;
+    it.entry = FdTable::get().entry(fd);
+    it.slot = it.entry ? hub->io_slot(fd, true) : nullptr;
+    return it.slot != nullptr;
+}
+
+}  // namespace
+
 int wait_fd(int fd, unsigned events, Deadline deadline) {
     Fiber* self = Hub::current_fiber();
     if (!self) return wait_native(fd, events, deadline);
-    FdEntry* e = FdTable::get().entry(fd);
-    if (!e) return EBADF;
     if (deadline.passed()) return ETIMEDOUT;
     Hub* hub = self->hub;
-    IoSlot* s = hub->io_slot(fd, true);
-    if (!s) return ENOMEM;
-    const uint32_t generation = e->generation.load(std::memory_order_acquire);
-    sync_generation(s, generation);
-    e->hub_mask.fetch_or(uint64_t(1) << hub->index(), std::memory_order_seq_cst);
-
-    IoWaiter rw{self, generation}, ww{self, generation};
-    struct ev_loop* loop = hub->loop();
+    Interest it;
+    if (!prepare(hub, it, fd, events)) return it.entry ? ENOMEM : EBADF;
     hub->prepare_park();
-    if (events & kWaitRead) {
-        link(s->readers, &rw);
-        if (!ev_is_active(&s->rd)) ev_io_start(loop, &s->rd);
-    }
-    if (events & kWaitWrite) {
-        link(s->writers, &ww);
-        if (!ev_is_active(&s->wr)) ev_io_start(loop, &s->wr);
-    }
-    // Pairs with fd_closing (generation bump, then hub_mask exchange): either
-    // the closer saw our hub bit and will reset this slot before its real
-    // close, or we see its bump here and stand down before libev registers a
-    // closed fd.
-    if (e->generation.load(std::memory_order_seq_cst) != generation) {
-        Hub::unpark(self, WakeReason::cancelled, EBADF);
-        reset_slot(s, generation + 1, generation);
-    }
+    arm(hub, self, &it, 1);
     WakeReason why = hub->park_prepared(deadline);
-    unlink(s->readers, &rw);
-    unlink(s->writers, &ww);
-    if (e->generation.load(std::memory_order_acquire) != generation) return EBADF;
+    disarm(&it, 1);
+    if (it.entry->generation.load(std::memory_order_acquire) != it.generation) return EBADF;
     switch (why) {
         case WakeReason::timeout: return ETIMEDOUT;
         case WakeReason::cancelled: return self->wake_error;
         default: return 0;
     }
+}
+
+int wait_fds(const FdInterest* fds, size_t n, Deadline deadline) {
+    Fiber* self = Hub::current_fiber();
+    if (!self) return EINVAL;
+    if (deadline.passed()) return ETIMEDOUT;
+    Hub* hub = self->hub;
+    Interest small[8];
+    Interest* list = n <= 8 ? small : new (std::nothrow) Interest[n];
+    if (!list) return ENOMEM;
+    size_t armed = 0;
+    for (size_t i = 0; i < n; ++i) {
+        if (fds[i].fd < 0 || !fds[i].events) continue;
+        if (!prepare(hub, list[armed], fds[i].fd, fds[i].events)) continue;
+        ++armed;
+    }
+    hub->prepare_park();
+    arm(hub, self, list, armed);
+    WakeReason why = hub->park_prepared(deadline);
+    disarm(list, armed);
+    if (list != small) delete[] list;
+    return why == WakeReason::timeout ? ETIMEDOUT : 0;
 }
 
 void cancel_wait(int fd, int error) {

@@ -13,6 +13,7 @@
 
 #include <ev.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "deadline.h"
@@ -43,6 +44,15 @@ IoSlot* io_slot_create(Hub* hub, int fd);
 // meanwhile) or the errno given to cancel_wait. Outside a fiber it blocks
 // the OS thread in ppoll with the same contract.
 int wait_fd(int fd, unsigned events, Deadline deadline);
+
+// A fiber's wait for the first of several fds (poll, select, epoll_wait):
+// returns 0 when one of them may be ready or was closed or cancelled (the
+// caller asks the kernel which), ETIMEDOUT at the deadline. Fibers only.
+struct FdInterest {
+    int fd;
+    unsigned events;  // kWaitRead | kWaitWrite; 0 or fd < 0: ignored
+};
+int wait_fds(const FdInterest* fds, size_t n, Deadline deadline);
 
 // Wakes every fiber waiting on `fd`, in any hub, with `error`.
 void cancel_wait(int fd, int error);
