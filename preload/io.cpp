@@ -244,3 +244,23 @@ GREENLD_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
         return sys_sendmsg(fd, &part, flags);
     });
 }
+
+// _FORTIFY_SOURCE variants: glibc's check, then the cooperative call
+// (glibc's own would go to the kernel directly).
+extern "C" [[noreturn]] void __chk_fail(void);
+
+GREENLD_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
+    if (n > buflen) __chk_fail();
+    return read(fd, buf, n);
+}
+
+GREENLD_EXPORT ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
+    if (n > buflen) __chk_fail();
+    return recv(fd, buf, n, flags);
+}
+
+GREENLD_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags, sockaddr* addr,
+                                      socklen_t* addrlen) {
+    if (n > buflen) __chk_fail();
+    return recvfrom(fd, buf, n, flags, addr, addrlen);
+}

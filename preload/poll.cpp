@@ -1,0 +1,204 @@
+// poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2.
+//
+// In a fiber, the kernel is asked first without waiting; if nothing is
+// ready the fiber parks on all the fds at once (wait_fds) until one may be
+// ready or the deadline passes, and asks again. The kernel's answer is
+// always what the program gets, so results, revents, POLLNVAL, EBADF and
+// fd-set contents are exactly libc's. An epoll fd is itself pollable: a
+// program running its own epoll loop in a fiber parks on its epoll fd.
+//
+// Signal masks passed to ppoll/pselect/epoll_pwait are not applied while a
+// fiber is parked (signals are per OS thread; see greenld(7)).
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "cooperative.h"
+#include "next.h"
+
+using namespace greenld;
+
+extern "C" [[noreturn]] void __chk_fail(void);
+
+namespace {
+
+next::Symbol<decltype(::poll)> next_poll{"poll"};
+next::Symbol<decltype(::ppoll)> next_ppoll{"ppoll"};
+next::Symbol<decltype(::select)> next_select{"select"};
+next::Symbol<decltype(::pselect)> next_pselect{"pselect"};
+next::Symbol<decltype(::epoll_wait)> next_epoll_wait{"epoll_wait"};
+next::Symbol<decltype(::epoll_pwait)> next_epoll_pwait{"epoll_pwait"};
+next::Symbol<int(int, epoll_event*, int, const timespec*, const sigset_t*)> next_epoll_pwait2{"epoll_pwait2"};
+
+constexpr short kReadEvents = POLLIN | POLLPRI | POLLRDNORM | POLLRDBAND | POLLRDHUP;
+constexpr short kWriteEvents = POLLOUT | POLLWRNORM | POLLWRBAND;
+
+Deadline deadline_ms(int timeout_ms) {
+    return timeout_ms < 0 ? Deadline::never() : Deadline::after_ns(int64_t(timeout_ms) * 1000000);
+}
+
+Deadline deadline_ts(const timespec* ts) {
+    return ts ? Deadline::after_ns(int64_t(ts->tv_sec) * 1000000000 + ts->tv_nsec) : Deadline::never();
+}
+
+// Interests for a pollfd array, built once per call.
+class Interests {
+public:
+    void add(int fd, unsigned events) {
+        if (fd >= 0 && events) list_.push_back(FdInterest{fd, events});
+    }
+    // Parks until one may be ready; false at the deadline.
+    bool wait(Deadline deadline) { return wait_fds(list_.data(), list_.size(), deadline) != ETIMEDOUT; }
+
+private:
+    std::vector<FdInterest> list_;
+};
+
+// The shared loop: `ask` queries the kernel without waiting and returns
+// its result (>0 ready, <0 error, 0 nothing); `build` fills the interests.
+template <typename Ask, typename Build>
+int cooperative_wait(Deadline deadline, Ask ask, Build build) {
+    const int saved_errno = errno;
+    Interests interests;
+    bool built = false;
+    for (;;) {
+        int r = ask();
+        if (r != 0) return r;
+        if (deadline.passed()) break;
+        if (!built) {
+            build(interests);
+            built = true;
+        }
+        if (!interests.wait(deadline)) break;
+    }
+    errno = saved_errno;
+    return 0;
+}
+
+int poll_fiber(pollfd* fds, nfds_t n, Deadline deadline) {
+    return cooperative_wait(
+        deadline, [&] { return next_poll(fds, n, 0); },
+        [&](Interests& in) {
+            for (nfds_t i = 0; i < n; ++i)
+                in.add(fds[i].fd, ((fds[i].events & kReadEvents) ? kWaitRead : 0) |
+                                      ((fds[i].events & kWriteEvents) ? kWaitWrite : 0));
+        });
+}
+
+int select_fiber(int nfds, fd_set* r, fd_set* w, fd_set* x, Deadline deadline) {
+    fd_set r0, w0, x0;
+    if (r) r0 = *r;
+    if (w) w0 = *w;
+    if (x) x0 = *x;
+    int result = cooperative_wait(
+        deadline,
+        [&] {
+            if (r) *r = r0;
+            if (w) *w = w0;
+            if (x) *x = x0;
+            timeval zero{0, 0};
+            return next_select(nfds, r, w, x, &zero);
+        },
+        [&](Interests& in) {
+            for (int fd = 0; fd < nfds && fd < FD_SETSIZE; ++fd) {
+                unsigned ev = ((r && FD_ISSET(fd, &r0)) || (x && FD_ISSET(fd, &x0)) ? kWaitRead : 0) |
+                              (w && FD_ISSET(fd, &w0) ? kWaitWrite : 0);
+                in.add(fd, ev);
+            }
+        });
+    if (result == 0) {
+        // Timed out: like the kernel, report empty sets.
+        if (r) FD_ZERO(r);
+        if (w) FD_ZERO(w);
+        if (x) FD_ZERO(x);
+    }
+    return result;
+}
+
+int epoll_fiber(int epfd, epoll_event* events, int max, Deadline deadline) {
+    return cooperative_wait(
+        deadline, [&] { return next_epoll_wait(epfd, events, max, 0); },
+        [&](Interests& in) { in.add(epfd, kWaitRead); });
+}
+
+void remaining_to_timeval(Deadline deadline, timeval* tv) {
+    int64_t left = deadline.remaining_ns();
+    if (left < 0) return;
+    tv->tv_sec = left / 1000000000;
+    tv->tv_usec = (left % 1000000000) / 1000;
+}
+
+bool valid(const timespec* ts) { return !ts || (ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000); }
+
+}  // namespace
+
+GREENLD_EXPORT int poll(pollfd* fds, nfds_t n, int timeout) {
+    if (!Hub::current_fiber() || timeout == 0) return next_poll(fds, n, timeout);
+    return poll_fiber(fds, n, deadline_ms(timeout));
+}
+
+GREENLD_EXPORT int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
+    if (fdslen / sizeof(*fds) < n) __chk_fail();
+    return poll(fds, n, timeout);
+}
+
+GREENLD_EXPORT int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) {
+    if (!Hub::current_fiber() || (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0) || !valid(timeout))
+        return next_ppoll(fds, n, timeout, mask);
+    return poll_fiber(fds, n, deadline_ts(timeout));
+}
+
+GREENLD_EXPORT int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask,
+                               size_t fdslen) {
+    if (fdslen / sizeof(*fds) < n) __chk_fail();
+    return ppoll(fds, n, timeout, mask);
+}
+
+GREENLD_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* x, timeval* timeout) {
+    if (!Hub::current_fiber() || nfds < 0 || nfds > FD_SETSIZE ||
+        (timeout && (timeout->tv_sec < 0 || timeout->tv_usec < 0 || (timeout->tv_sec == 0 && timeout->tv_usec == 0))))
+        return next_select(nfds, r, w, x, timeout);
+    Deadline deadline = timeout ? Deadline::after_ns(int64_t(timeout->tv_sec) * 1000000000 + timeout->tv_usec * 1000)
+                                : Deadline::never();
+    int result = select_fiber(nfds, r, w, x, deadline);
+    // Linux reports the time not slept in the timeval.
+    if (timeout) {
+        if (result == 0) {
+            timeout->tv_sec = 0;
+            timeout->tv_usec = 0;
+        } else {
+            remaining_to_timeval(deadline, timeout);
+        }
+    }
+    return result;
+}
+
+GREENLD_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* x, const timespec* timeout,
+                           const sigset_t* mask) {
+    if (!Hub::current_fiber() || nfds < 0 || nfds > FD_SETSIZE || !valid(timeout) ||
+        (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0))
+        return next_pselect(nfds, r, w, x, timeout, mask);
+    return select_fiber(nfds, r, w, x, deadline_ts(timeout));
+}
+
+GREENLD_EXPORT int epoll_wait(int epfd, epoll_event* events, int max, int timeout) {
+    if (!Hub::current_fiber() || timeout == 0 || max <= 0) return next_epoll_wait(epfd, events, max, timeout);
+    return epoll_fiber(epfd, events, max, deadline_ms(timeout));
+}
+
+GREENLD_EXPORT int epoll_pwait(int epfd, epoll_event* events, int max, int timeout, const sigset_t* mask) {
+    if (!Hub::current_fiber() || timeout == 0 || max <= 0) return next_epoll_pwait(epfd, events, max, timeout, mask);
+    return epoll_fiber(epfd, events, max, deadline_ms(timeout));
+}
+
+GREENLD_EXPORT int epoll_pwait2(int epfd, epoll_event* events, int max, const timespec* timeout,
+                                const sigset_t* mask) {
+    if (!Hub::current_fiber() || max <= 0 || !valid(timeout) || (timeout && !timeout->tv_sec && !timeout->tv_nsec))
+        return next_epoll_pwait2(epfd, events, max, timeout, mask);
+    return epoll_fiber(epfd, events, max, deadline_ts(timeout));
+}
