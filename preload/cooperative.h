@@ -7,6 +7,7 @@
 // Everything else goes straight to libc: same return values, same errno.
 #pragma once
 
+#include "../runtime/config.h"
 #include "../runtime/deadline.h"
 #include "../runtime/fd_table.h"
 #include "../runtime/hub.h"
@@ -25,6 +26,8 @@ inline FdEntry* cooperative_entry(int fd) {
     if (kind == FdKind::unknown) kind = FdTable::get().classify(fd, e);
     if (kind == FdKind::unknown || kind == FdKind::file) return nullptr;
     if (e->user_nonblock.load(std::memory_order_relaxed)) return nullptr;
+    const bool is_socket = kind == FdKind::stream || kind == FdKind::datagram || kind == FdKind::listener;
+    if (!config::patched(is_socket ? config::kPatchSocket : config::kPatchOs)) return nullptr;
     return e;
 }
 

@@ -35,6 +35,8 @@ next::Symbol<decltype(::epoll_wait)> next_epoll_wait{"epoll_wait"};
 next::Symbol<decltype(::epoll_pwait)> next_epoll_pwait{"epoll_pwait"};
 next::Symbol<int(int, epoll_event*, int, const timespec*, const sigset_t*)> next_epoll_pwait2{"epoll_pwait2"};
 
+bool in_fiber() { return Hub::current_fiber() && config::patched(config::kPatchSelect); }
+
 constexpr short kReadEvents = POLLIN | POLLPRI | POLLRDNORM | POLLRDBAND | POLLRDHUP;
 constexpr short kWriteEvents = POLLOUT | POLLWRNORM | POLLWRBAND;
 
@@ -138,7 +140,7 @@ bool valid(const timespec* ts) { return !ts || (ts->tv_sec >= 0 && ts->tv_nsec >
 }  // namespace
 
 GREENLD_EXPORT int poll(pollfd* fds, nfds_t n, int timeout) {
-    if (!Hub::current_fiber() || timeout == 0) return next_poll(fds, n, timeout);
+    if (!in_fiber() || timeout == 0) return next_poll(fds, n, timeout);
     return poll_fiber(fds, n, deadline_ms(timeout));
 }
 
@@ -148,7 +150,7 @@ GREENLD_EXPORT int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen)
 }
 
 GREENLD_EXPORT int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) {
-    if (!Hub::current_fiber() || (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0) || !valid(timeout))
+    if (!in_fiber() || (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0) || !valid(timeout))
         return next_ppoll(fds, n, timeout, mask);
     return poll_fiber(fds, n, deadline_ts(timeout));
 }
@@ -160,7 +162,7 @@ GREENLD_EXPORT int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* timeout, c
 }
 
 GREENLD_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* x, timeval* timeout) {
-    if (!Hub::current_fiber() || nfds < 0 || nfds > FD_SETSIZE ||
+    if (!in_fiber() || nfds < 0 || nfds > FD_SETSIZE ||
         (timeout && (timeout->tv_sec < 0 || timeout->tv_usec < 0 || (timeout->tv_sec == 0 && timeout->tv_usec == 0))))
         return next_select(nfds, r, w, x, timeout);
     Deadline deadline = timeout ? Deadline::after_ns(int64_t(timeout->tv_sec) * 1000000000 + timeout->tv_usec * 1000)
@@ -180,25 +182,25 @@ GREENLD_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* x, timeval* ti
 
 GREENLD_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* x, const timespec* timeout,
                            const sigset_t* mask) {
-    if (!Hub::current_fiber() || nfds < 0 || nfds > FD_SETSIZE || !valid(timeout) ||
+    if (!in_fiber() || nfds < 0 || nfds > FD_SETSIZE || !valid(timeout) ||
         (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0))
         return next_pselect(nfds, r, w, x, timeout, mask);
     return select_fiber(nfds, r, w, x, deadline_ts(timeout));
 }
 
 GREENLD_EXPORT int epoll_wait(int epfd, epoll_event* events, int max, int timeout) {
-    if (!Hub::current_fiber() || timeout == 0 || max <= 0) return next_epoll_wait(epfd, events, max, timeout);
+    if (!in_fiber() || timeout == 0 || max <= 0) return next_epoll_wait(epfd, events, max, timeout);
     return epoll_fiber(epfd, events, max, deadline_ms(timeout));
 }
 
 GREENLD_EXPORT int epoll_pwait(int epfd, epoll_event* events, int max, int timeout, const sigset_t* mask) {
-    if (!Hub::current_fiber() || timeout == 0 || max <= 0) return next_epoll_pwait(epfd, events, max, timeout, mask);
+    if (!in_fiber() || timeout == 0 || max <= 0) return next_epoll_pwait(epfd, events, max, timeout, mask);
     return epoll_fiber(epfd, events, max, deadline_ms(timeout));
 }
 
 GREENLD_EXPORT int epoll_pwait2(int epfd, epoll_event* events, int max, const timespec* timeout,
                                 const sigset_t* mask) {
-    if (!Hub::current_fiber() || max <= 0 || !valid(timeout) || (timeout && !timeout->tv_sec && !timeout->tv_nsec))
+    if (!in_fiber() || max <= 0 || !valid(timeout) || (timeout && !timeout->tv_sec && !timeout->tv_nsec))
         return next_epoll_pwait2(epfd, events, max, timeout, mask);
     return epoll_fiber(epfd, events, max, deadline_ts(timeout));
 }

@@ -145,7 +145,8 @@ bool is_waitable(int fd) {
     if (!e) return false;
     FdKind kind = e->kind.load(std::memory_order_acquire);
     if (kind == FdKind::unknown) kind = FdTable::get().classify(fd, e);
-    return kind == FdKind::stream || kind == FdKind::datagram || kind == FdKind::pipe;
+    if (kind == FdKind::stream || kind == FdKind::datagram) return config::patched(config::kPatchSocket);
+    return kind == FdKind::pipe && config::patched(config::kPatchOs);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstring>
 
+#include "../runtime/config.h"
 #include "../runtime/diag.h"
 #include "../runtime/futex.h"
 #include "../runtime/hub.h"
@@ -21,6 +22,12 @@ using namespace greenld;
 
 namespace {
 
+next::Symbol<decltype(::pthread_create)> next_create{"pthread_create"};
+next::Symbol<decltype(::pthread_key_create)> next_key_create{"pthread_key_create"};
+next::Symbol<decltype(::pthread_key_delete)> next_key_delete{"pthread_key_delete"};
+next::Symbol<decltype(::pthread_getspecific)> next_getspecific{"pthread_getspecific"};
+next::Symbol<decltype(::pthread_setspecific)> next_setspecific{"pthread_setspecific"};
+next::Symbol<decltype(::pthread_once)> next_once{"pthread_once"};
 next::Symbol<decltype(::pthread_join)> next_join{"pthread_join"};
 next::Symbol<decltype(::pthread_tryjoin_np)> next_tryjoin{"pthread_tryjoin_np"};
 next::Symbol<decltype(::pthread_timedjoin_np)> next_timedjoin{"pthread_timedjoin_np"};
@@ -88,11 +95,16 @@ int join_fiber(Fiber* f, void** result, Deadline deadline, bool try_only) {
 
 bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000; }
 
+// GREENLD_PATCH without "thread": threads stay native and every pthread
+// call is glibc's.
+bool threads_patched() { return config::patched(config::kPatchThread); }
+
 }  // namespace
 
 GREENLD_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
     // pthread_create reports through its return value; errno is the caller's
     // (the first call starts the hubs, which parses settings and maps stacks).
+    if (!threads_patched()) return next_create(thread, attr, start, arg);
     const int saved_errno = errno;
     Fiber* f = nullptr;
     int rc = Runtime::get().spawn(start, arg, options_from(attr), &f);
@@ -136,6 +148,7 @@ GREENLD_EXPORT int pthread_detach(pthread_t t) {
 }
 
 GREENLD_EXPORT void pthread_exit(void* result) {
+    if (!threads_patched()) next_exit(result);
     if (Fiber* f = Hub::current_fiber()) {
         f->result = result;
         f->hub->exit_current();
@@ -155,21 +168,30 @@ GREENLD_EXPORT pthread_t pthread_self() {
 GREENLD_EXPORT int pthread_equal(pthread_t a, pthread_t b) { return a == b; }
 
 GREENLD_EXPORT int pthread_key_create(pthread_key_t* key, void (*destructor)(void*)) {
+    if (!threads_patched()) return next_key_create(key, destructor);
     unsigned k = 0;
     int rc = tsd::key_create(&k, destructor);
     if (rc == 0) *key = k;
     return rc;
 }
 
-GREENLD_EXPORT int pthread_key_delete(pthread_key_t key) { return tsd::key_delete(key); }
+GREENLD_EXPORT int pthread_key_delete(pthread_key_t key) {
+    if (!threads_patched()) return next_key_delete(key);
+    return tsd::key_delete(key);
+}
 
-GREENLD_EXPORT void* pthread_getspecific(pthread_key_t key) { return tsd::current_table().get(key); }
+GREENLD_EXPORT void* pthread_getspecific(pthread_key_t key) {
+    if (!threads_patched()) return next_getspecific(key);
+    return tsd::current_table().get(key);
+}
 
 GREENLD_EXPORT int pthread_setspecific(pthread_key_t key, const void* value) {
+    if (!threads_patched()) return next_setspecific(key, value);
     return tsd::current_table().set(key, value);
 }
 
 GREENLD_EXPORT int pthread_once(pthread_once_t* once, void (*init)()) {
+    if (!threads_patched()) return next_once(once, init);
     // 0: not run, 1: running, 2: done (glibc's PTHREAD_ONCE_INIT is 0).
     auto* word = reinterpret_cast<std::atomic<uint32_t>*>(once);
     for (;;) {

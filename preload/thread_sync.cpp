@@ -112,6 +112,12 @@ int unlock(pthread_mutex_t* m) {
 
 bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000; }
 
+// Objects glibc must handle: those shared with other processes or the
+// kernel, and all of them when GREENLD_PATCH leaves out "thread".
+bool glibc_mutex(const pthread_mutex_t* m) {
+    return (m->__data.__kind & kGlibcOnly) || !config::patched(config::kPatchThread);
+}
+
 // Condition variable: a sequence word at offset 0 (bumped by every signal),
 // a waiter count at offset 4, and glibc's __wrefs flags word (bit 1:
 // CLOCK_MONOTONIC, bit 0: process-shared), which pthread_cond_init and the
@@ -129,6 +135,10 @@ CondView view(pthread_cond_t* c) {
 
 // glibc: bit 0 process-shared, bit 1 CLOCK_MONOTONIC; waiter references count in steps of 8.
 constexpr unsigned kCondShared = 1, kCondMonotonic = 2;
+
+bool glibc_cond(const pthread_cond_t* c) {
+    return (c->__data.__wrefs & kCondShared) || !config::patched(config::kPatchThread);
+}
 
 int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Deadline deadline) {
     CondView v = view(c);
@@ -167,7 +177,8 @@ GREENLD_EXPORT int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexatt
         pthread_mutexattr_getpshared(attr, &shared);
         pthread_mutexattr_getprotocol(attr, &protocol);
     }
-    if (robust == PTHREAD_MUTEX_ROBUST || shared == PTHREAD_PROCESS_SHARED || protocol != PTHREAD_PRIO_NONE)
+    if (robust == PTHREAD_MUTEX_ROBUST || shared == PTHREAD_PROCESS_SHARED || protocol != PTHREAD_PRIO_NONE ||
+        !config::patched(config::kPatchThread))
         return next_mutex_init(m, attr);
     memset(m, 0, sizeof *m);
     m->__data.__kind = type & kTypeMask;
@@ -175,17 +186,17 @@ GREENLD_EXPORT int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexatt
 }
 
 GREENLD_EXPORT int pthread_mutex_lock(pthread_mutex_t* m) {
-    if (m->__data.__kind & kGlibcOnly) return next_mutex_lock(m);
+    if (glibc_mutex(m)) return next_mutex_lock(m);
     return lock(m, Deadline::never(), false);
 }
 
 GREENLD_EXPORT int pthread_mutex_trylock(pthread_mutex_t* m) {
-    if (m->__data.__kind & kGlibcOnly) return next_mutex_trylock(m);
+    if (glibc_mutex(m)) return next_mutex_trylock(m);
     return lock(m, Deadline::never(), true);
 }
 
 GREENLD_EXPORT int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, const timespec* abstime) {
-    if (m->__data.__kind & kGlibcOnly) return next_mutex_clocklock(m, clock, abstime);
+    if (glibc_mutex(m)) return next_mutex_clocklock(m, clock, abstime);
     if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
     // Like glibc: an uncontended lock succeeds even with a bad timeout.
     if (lock(m, Deadline::never(), true) == 0) return 0;
@@ -194,17 +205,17 @@ GREENLD_EXPORT int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, 
 }
 
 GREENLD_EXPORT int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* abstime) {
-    if (m->__data.__kind & kGlibcOnly) return next_mutex_timedlock(m, abstime);
+    if (glibc_mutex(m)) return next_mutex_timedlock(m, abstime);
     return pthread_mutex_clocklock(m, CLOCK_REALTIME, abstime);
 }
 
 GREENLD_EXPORT int pthread_mutex_unlock(pthread_mutex_t* m) {
-    if (m->__data.__kind & kGlibcOnly) return next_mutex_unlock(m);
+    if (glibc_mutex(m)) return next_mutex_unlock(m);
     return unlock(m);
 }
 
 GREENLD_EXPORT int pthread_mutex_destroy(pthread_mutex_t* m) {
-    if (m->__data.__kind & kGlibcOnly) return next_mutex_destroy(m);
+    if (glibc_mutex(m)) return next_mutex_destroy(m);
     return 0;
 }
 
@@ -215,27 +226,27 @@ GREENLD_EXPORT int pthread_cond_init(pthread_cond_t* c, const pthread_condattr_t
         pthread_condattr_getpshared(attr, &shared);
         pthread_condattr_getclock(attr, &clock);
     }
-    if (shared == PTHREAD_PROCESS_SHARED) return next_cond_init(c, attr);
+    if (shared == PTHREAD_PROCESS_SHARED || !config::patched(config::kPatchThread)) return next_cond_init(c, attr);
     memset(c, 0, sizeof *c);
     c->__data.__wrefs = (clock == CLOCK_MONOTONIC) ? kCondMonotonic : 0;
     return 0;
 }
 
 GREENLD_EXPORT int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
-    if ((c->__data.__wrefs & kCondShared) || (m->__data.__kind & kGlibcOnly)) return next_cond_wait(c, m);
+    if (glibc_cond(c) || glibc_mutex(m)) return next_cond_wait(c, m);
     return cond_wait(c, m, Deadline::never());
 }
 
 GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
                                           const timespec* abstime) {
-    if ((c->__data.__wrefs & kCondShared) || (m->__data.__kind & kGlibcOnly))
+    if (glibc_cond(c) || glibc_mutex(m))
         return next_cond_clockwait(c, m, clock, abstime);
     if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || !valid_timespec(abstime)) return EINVAL;
     return cond_wait(c, m, Deadline::from_abs(clock, *abstime));
 }
 
 GREENLD_EXPORT int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abstime) {
-    if ((c->__data.__wrefs & kCondShared) || (m->__data.__kind & kGlibcOnly))
+    if (glibc_cond(c) || glibc_mutex(m))
         return next_cond_timedwait(c, m, abstime);
     const clockid_t clock = (c->__data.__wrefs & kCondMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
     if (!valid_timespec(abstime)) return EINVAL;
@@ -243,16 +254,16 @@ GREENLD_EXPORT int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m,
 }
 
 GREENLD_EXPORT int pthread_cond_signal(pthread_cond_t* c) {
-    if (c->__data.__wrefs & kCondShared) return next_cond_signal(c);
+    if (glibc_cond(c)) return next_cond_signal(c);
     return cond_wake(c, 1);
 }
 
 GREENLD_EXPORT int pthread_cond_broadcast(pthread_cond_t* c) {
-    if (c->__data.__wrefs & kCondShared) return next_cond_broadcast(c);
+    if (glibc_cond(c)) return next_cond_broadcast(c);
     return cond_wake(c, INT_MAX);
 }
 
 GREENLD_EXPORT int pthread_cond_destroy(pthread_cond_t* c) {
-    if (c->__data.__wrefs & kCondShared) return next_cond_destroy(c);
+    if (glibc_cond(c)) return next_cond_destroy(c);
     return 0;
 }

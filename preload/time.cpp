@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "../runtime/config.h"
 #include "../runtime/hub.h"
 #include "next.h"
 
@@ -19,6 +20,11 @@ next::Symbol<decltype(::sleep)> next_sleep{"sleep"};
 next::Symbol<decltype(::usleep)> next_usleep{"usleep"};
 next::Symbol<decltype(::sched_yield)> next_sched_yield{"sched_yield"};
 
+Fiber* sleeper() {
+    Fiber* f = Hub::current_fiber();
+    return f && config::patched(config::kPatchTime) ? f : nullptr;
+}
+
 // Parks until the deadline; timers may fire a little early relative to
 // the clock we read, and a sleep must never be short, so re-park.
 void sleep_until(Fiber* f, Deadline deadline) {
@@ -28,7 +34,7 @@ void sleep_until(Fiber* f, Deadline deadline) {
 }  // namespace
 
 GREENLD_EXPORT int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* rem) {
-    Fiber* f = Hub::current_fiber();
+    Fiber* f = sleeper();
     if (!f || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME))
         return next_clock_nanosleep(clock, flags, req, rem);
     if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || (!(flags & TIMER_ABSTIME) && req->tv_sec < 0)) return EINVAL;
@@ -40,7 +46,7 @@ GREENLD_EXPORT int clock_nanosleep(clockid_t clock, int flags, const timespec* r
 }
 
 GREENLD_EXPORT int nanosleep(const timespec* req, timespec* rem) {
-    if (!Hub::current_fiber()) return next_nanosleep(req, rem);
+    if (!sleeper()) return next_nanosleep(req, rem);
     int rc = clock_nanosleep(CLOCK_REALTIME, 0, req, rem);
     if (rc) {
         errno = rc;
@@ -50,21 +56,21 @@ GREENLD_EXPORT int nanosleep(const timespec* req, timespec* rem) {
 }
 
 GREENLD_EXPORT int usleep(useconds_t usec) {
-    Fiber* f = Hub::current_fiber();
+    Fiber* f = sleeper();
     if (!f) return next_usleep(usec);
     sleep_until(f, Deadline::after_ns(int64_t(usec) * 1000));
     return 0;
 }
 
 GREENLD_EXPORT unsigned int sleep(unsigned int seconds) {
-    Fiber* f = Hub::current_fiber();
+    Fiber* f = sleeper();
     if (!f) return next_sleep(seconds);
     sleep_until(f, Deadline::after_ns(int64_t(seconds) * 1000000000));
     return 0;
 }
 
 GREENLD_EXPORT int sched_yield() {
-    Fiber* f = Hub::current_fiber();
+    Fiber* f = sleeper();
     if (!f) return next_sched_yield();
     f->hub->yield();
     return 0;

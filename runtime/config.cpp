@@ -2,8 +2,10 @@
 
 #include <sys/resource.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "diag.h"
 #include "hub.h"
@@ -29,6 +31,74 @@ bool parse_size(const char* text, size_t* out) {
     if (shift && v > (~0ull >> shift)) return false;
     *out = size_t(v << shift);
     return true;
+}
+
+namespace {
+
+struct FamilyName {
+    const char* name;
+    unsigned bit;
+};
+constexpr FamilyName kFamilies[] = {{"socket", kPatchSocket}, {"thread", kPatchThread}, {"time", kPatchTime},
+                                    {"select", kPatchSelect}, {"dns", kPatchDns},       {"os", kPatchOs},
+                                    {"signal", kPatchSignal}, {"all", kPatchAll}};
+
+constexpr unsigned kUnparsed = 1u << 31;
+// Constant-initialised and parsed on first use: wrappers may run before
+// any constructor, and the environment is already in place then.
+constinit std::atomic<unsigned> g_patch{kUnparsed};
+
+// Returns the families; *bad is set when the value was malformed.
+unsigned load_patch(const char** bad, size_t* bad_len) {
+    const char* s = getenv("GREENLD_PATCH");
+    unsigned v = kPatchAll;
+    if (s && !parse_patch(s, &v, bad, bad_len)) v = kPatchAll;
+    return v;
+}
+
+}  // namespace
+
+bool parse_patch(const char* text, unsigned* out, const char** bad, size_t* bad_len) {
+    unsigned v = 0;
+    const char* p = text;
+    for (;;) {
+        const char* end = p;
+        while (*end && *end != ',') ++end;
+        size_t len = size_t(end - p);
+        if (len) {
+            unsigned bit = 0;
+            for (const FamilyName& f : kFamilies)
+                if (strlen(f.name) == len && strncmp(f.name, p, len) == 0) bit = f.bit;
+            if (!bit) {
+                *bad = p;
+                *bad_len = len;
+                return false;
+            }
+            v |= bit;
+        }
+        if (!*end) break;
+        p = end + 1;
+    }
+    *out = v;
+    return true;
+}
+
+bool patched(Family f) {
+    unsigned v = g_patch.load(std::memory_order_relaxed);
+    if (__builtin_expect(v & kUnparsed, 0)) {
+        const char* bad = nullptr;
+        size_t bad_len = 0;
+        unsigned parsed = load_patch(&bad, &bad_len);
+        // Only the thread that publishes the answer reports a bad value.
+        if (g_patch.compare_exchange_strong(v, parsed, std::memory_order_relaxed)) {
+            v = parsed;
+            if (bad)
+                diag::message("GREENLD_PATCH='%s': unknown family '%.*s' (known: socket, thread, time, select, dns, "
+                              "os, signal, all); patching everything",
+                              getenv("GREENLD_PATCH"), int(bad_len), bad);
+        }
+    }
+    return (v & f) != 0;
 }
 
 int hubs() {

@@ -7,6 +7,24 @@
 
 namespace greenld::config {
 
+// The families of calls made cooperative (GREENLD_PATCH, a comma-separated
+// list, like gevent's patch_all flags). A family left out behaves exactly
+// as plain libc. Default: all.
+enum Family : unsigned {
+    kPatchSocket = 1u << 0,  // socket I/O, accept, connect; stdio on sockets
+    kPatchThread = 1u << 1,  // pthread_create makes fibers; pthread sync on the fiber futex
+    kPatchTime = 1u << 2,    // sleep, usleep, nanosleep, clock_nanosleep, sched_yield
+    kPatchSelect = 1u << 3,  // poll, select, epoll_wait and their variants
+    kPatchDns = 1u << 4,     // name resolution
+    kPatchOs = 1u << 5,      // pipes, FIFOs, ttys and other pollable fds
+    kPatchSignal = 1u << 6,  // signal waits
+    kPatchAll = (1u << 7) - 1,
+};
+bool patched(Family f);
+// Parses a GREENLD_PATCH value; false (and *bad names the culprit) if an
+// entry is unknown.
+bool parse_patch(const char* text, unsigned* out, const char** bad, size_t* bad_len);
+
 int hubs();                 // GREENLD_HUBS, default: CPUs this process may use
 size_t stack_size();        // GREENLD_STACK_SIZE, default: as glibc (RLIMIT_STACK)
 
