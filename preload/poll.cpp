@@ -54,11 +54,21 @@ public:
     void add(int fd, unsigned events) {
         if (fd >= 0 && events) list_.push_back(FdInterest{fd, events});
     }
-    // Parks until one may be ready; false at the deadline.
-    bool wait(Deadline deadline) { return wait_fds(list_.data(), list_.size(), deadline) != ETIMEDOUT; }
+    // Urgent data (POLLPRI, select's exception set) raises only EPOLLPRI,
+    // which libev does not watch: such waits re-ask the kernel every 10 ms.
+    void need_priority() { priority_ = true; }
+    // Parks until one may be ready, or the deadline passes.
+    void wait(Deadline deadline) {
+        if (priority_) {
+            Deadline tick = Deadline::after_ns(10000000);
+            if (tick.mono_ns < deadline.mono_ns) deadline = tick;
+        }
+        wait_fds(list_.data(), list_.size(), deadline);
+    }
 
 private:
     std::vector<FdInterest> list_;
+    bool priority_ = false;
 };
 
 // The shared loop: `ask` queries the kernel without waiting and returns
@@ -68,6 +78,8 @@ int cooperative_wait(Deadline deadline, Ask ask, Build build) {
     const int saved_errno = errno;
     Interests interests;
     bool built = false;
+    // Like the kernel, ask once more after the deadline: what became ready
+    // by then is reported rather than a timeout.
     for (;;) {
         int r = ask();
         if (r != 0) return r;
@@ -76,7 +88,7 @@ int cooperative_wait(Deadline deadline, Ask ask, Build build) {
             build(interests);
             built = true;
         }
-        if (!interests.wait(deadline)) break;
+        interests.wait(deadline);
     }
     errno = saved_errno;
     return 0;
@@ -86,9 +98,14 @@ int poll_fiber(pollfd* fds, nfds_t n, Deadline deadline) {
     return cooperative_wait(
         deadline, [&] { return next_poll(fds, n, 0); },
         [&](Interests& in) {
-            for (nfds_t i = 0; i < n; ++i)
-                in.add(fds[i].fd, ((fds[i].events & kReadEvents) ? kWaitRead : 0) |
-                                      ((fds[i].events & kWriteEvents) ? kWaitWrite : 0));
+            for (nfds_t i = 0; i < n; ++i) {
+                // events 0 still reports POLLHUP/POLLERR, which come with
+                // EPOLLIN readiness.
+                unsigned ev = ((fds[i].events & kReadEvents) || !fds[i].events ? kWaitRead : 0) |
+                              ((fds[i].events & kWriteEvents) ? kWaitWrite : 0);
+                in.add(fds[i].fd, ev);
+                if (fds[i].fd >= 0 && (fds[i].events & POLLPRI)) in.need_priority();
+            }
         });
 }
 
@@ -111,13 +128,15 @@ int select_fiber(int nfds, fd_set* r, fd_set* w, fd_set* x, Deadline deadline) {
                 unsigned ev = ((r && FD_ISSET(fd, &r0)) || (x && FD_ISSET(fd, &x0)) ? kWaitRead : 0) |
                               (w && FD_ISSET(fd, &w0) ? kWaitWrite : 0);
                 in.add(fd, ev);
+                if (x && FD_ISSET(fd, &x0)) in.need_priority();
             }
         });
     if (result == 0) {
-        // Timed out: like the kernel, report empty sets.
-        if (r) FD_ZERO(r);
-        if (w) FD_ZERO(w);
-        if (x) FD_ZERO(x);
+        // Timed out: the kernel writes back empty sets, but only the words
+        // covering nfds.
+        const size_t words = (size_t(nfds) + 63) / 64;
+        for (fd_set* set : {r, w, x})
+            if (set) memset(set, 0, words * 8);
     }
     return result;
 }

@@ -131,6 +131,18 @@ int futex_wake(const void* addr, int count) {
     return woken;
 }
 
+void futex_lock_for_fork() {
+    for (Bucket& b : g_buckets) b.lock.lock();
+}
+
+void futex_unlock_after_fork(bool child) {
+    for (Bucket& b : g_buckets) {
+        // Waiters of the child's vanished threads would never be woken.
+        if (child) b.head = b.tail = nullptr;
+        b.lock.unlock();
+    }
+}
+
 int futex_waiters(const void* addr) {
     Bucket& b = bucket_for(addr);
     native::LockGuard g(b.lock);

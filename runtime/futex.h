@@ -23,6 +23,11 @@ int futex_wait(std::atomic<uint32_t>* addr, uint32_t expected, Deadline deadline
 // Wakes up to `count` waiters on addr, oldest first. Returns how many.
 int futex_wake(const void* addr, int count);
 
+// fork(): every bucket lock is taken before and released after, so the
+// child never inherits one held by a thread that no longer exists.
+void futex_lock_for_fork();
+void futex_unlock_after_fork(bool child);
+
 // Number of waiters queued on addr (for tests and diagnostics).
 int futex_waiters(const void* addr);
 

@@ -13,6 +13,7 @@
 #include "futex.h"
 #include "io.h"
 #include "sanitizer.h"
+#include "fork.h"
 
 namespace greenld {
 
@@ -29,8 +30,13 @@ void run_fiber_item(Hub* hub, RemoteItem* item) {
 void fiber_entry(void* arg) {
     sanitizer::finish_switch(nullptr);
     auto* f = static_cast<Fiber*>(arg);
+    errno = 0;  // a new thread starts with errno 0, not its hub's last value
     f->result = f->start(f->arg);
-    Hub::current()->exit_current();
+    Hub* hub = Hub::current();
+    // A fiber that forked goes on in the child as its only, native thread;
+    // its return ends the process, as the last thread's would.
+    if (!hub) exit(0);
+    hub->exit_current();
 }
 
 // Fibers run at most this many times in a row before the hub polls its loop
@@ -257,6 +263,7 @@ Runtime::Runtime() {}
 int Runtime::start_hubs() {
     native::LockGuard g(start_lock_);
     if (started_.load(std::memory_order_relaxed)) return 0;
+    install_fork_handlers();
     default_stack_size_ = config::stack_size();
     int n = config::hubs();
     for (int i = 0; i < n; ++i) {
@@ -329,6 +336,27 @@ int Runtime::spawn(void* (*start)(void*), void* arg, const FiberOptions& opts, F
     else
         f->hub->post(&f->remote);
     return 0;
+}
+
+void Runtime::lock_for_fork() {
+    start_lock_.lock();
+    for (int i = 0; i < hub_count_; ++i) hubs_[i]->remote_lock().lock();
+}
+
+void Runtime::unlock_after_fork() {
+    for (int i = 0; i < hub_count_; ++i) hubs_[i]->remote_lock().unlock();
+    start_lock_.unlock();
+}
+
+void Runtime::reset_in_child() {
+    // The hubs' threads did not survive the fork; their objects (and the
+    // fibers they held) are abandoned, as glibc abandons other threads'
+    // stacks. The next pthread_create starts fresh hubs.
+    for (int i = 0; i < hub_count_; ++i) hubs_[i] = nullptr;
+    hub_count_ = 0;
+    started_.store(false, std::memory_order_release);
+    program_threads.store(1, std::memory_order_relaxed);
+    Hub::forget_current_for_child();
 }
 
 void Runtime::reap(Fiber* f) {

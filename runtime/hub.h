@@ -70,6 +70,14 @@ public:
     // Used by io.cpp: queue a fiber woken by this hub's loop.
     void make_runnable_local(Fiber* f);
 
+    // fork(): the child's only thread, if it was a fiber, goes on as a native
+    // thread (fork.cpp).
+    static void forget_current_for_child() {
+        t_hub = nullptr;
+        t_fiber = nullptr;
+    }
+    native::Mutex& remote_lock() { return remote_lock_; }
+
 private:
     friend class Runtime;
     explicit Hub(int index);
@@ -133,6 +141,11 @@ public:
     std::atomic<uint64_t> fibers_created{0};
 
     static constexpr int kMaxHubs = 64;
+
+    // fork(): see fork.cpp.
+    void lock_for_fork();
+    void unlock_after_fork();
+    void reset_in_child();
 
 private:
     Runtime();

@@ -361,6 +361,13 @@ int wait_fds(const FdInterest* fds, size_t n, Deadline deadline) {
     return why == WakeReason::timeout ? ETIMEDOUT : 0;
 }
 
+void io_lock_for_fork() { g_native_lock.lock(); }
+
+void io_unlock_after_fork(bool child) {
+    if (child) g_native_waiters = nullptr;  // they were other threads
+    g_native_lock.unlock();
+}
+
 void cancel_wait(int fd, int error) {
     cancel_native(fd, error);
     FdEntry* e = FdTable::get().entry(fd);

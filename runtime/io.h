@@ -57,6 +57,9 @@ int wait_fds(const FdInterest* fds, size_t n, Deadline deadline);
 // Wakes every fiber waiting on `fd`, in any hub, with `error`.
 void cancel_wait(int fd, int error);
 
+void io_lock_for_fork();
+void io_unlock_after_fork(bool child);
+
 // The program is closing `fd` (close, dup2 over it): bump its generation
 // and wake its waiters with EBADF. Call before the real close.
 void fd_closing(int fd);

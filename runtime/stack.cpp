@@ -102,6 +102,9 @@ void stack_release(Stack& s) {
     s = Stack{};
 }
 
+void stack_lock_for_fork() { cache().lock.lock(); }
+void stack_unlock_after_fork() { cache().lock.unlock(); }
+
 Stack stack_adopt(void* addr, size_t size) {
     Stack s;
     // No guard: lo() must equal map, so map is set one guard below addr

@@ -36,6 +36,9 @@ struct Stack {
 bool stack_allocate(size_t usable, Stack* out, int* err);
 void stack_release(Stack& s);
 
+void stack_lock_for_fork();
+void stack_unlock_after_fork();
+
 // A stack the program provided with pthread_attr_setstack: no guard, no
 // unmapping; the canary is still written at its low end.
 Stack stack_adopt(void* addr, size_t size);

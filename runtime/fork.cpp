@@ -1,0 +1,47 @@
+#include "fork.h"
+
+#include <pthread.h>
+
+#include <atomic>
+
+#include "futex.h"
+#include "hub.h"
+#include "io.h"
+#include "stack.h"
+
+namespace greenld {
+
+namespace {
+
+// One fixed order, the same as the nesting elsewhere: a futex bucket may be
+// held while posting to a hub's remote queue, never the reverse.
+void prepare() {
+    futex_lock_for_fork();
+    Runtime::get().lock_for_fork();
+    stack_lock_for_fork();
+    io_lock_for_fork();
+}
+
+void parent() {
+    io_unlock_after_fork(false);
+    stack_unlock_after_fork();
+    Runtime::get().unlock_after_fork();
+    futex_unlock_after_fork(false);
+}
+
+void child() {
+    io_unlock_after_fork(true);
+    stack_unlock_after_fork();
+    Runtime::get().unlock_after_fork();
+    futex_unlock_after_fork(true);
+    Runtime::get().reset_in_child();
+}
+
+}  // namespace
+
+void install_fork_handlers() {
+    static std::atomic<bool> installed{false};
+    if (!installed.exchange(true)) pthread_atfork(prepare, parent, child);
+}
+
+}  // namespace greenld
