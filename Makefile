@@ -64,7 +64,7 @@ $(BUILD)/unit_tests: $(UNIT_SRC) $(wildcard tests/unit/*.h) $(RUNTIME_OBJ) $(HEA
 	$(call say,LINK,$@)
 	$(Q)$(CXX) -std=c++20 $(WARN) -D_GNU_SOURCE $(CXXFLAGS) -Iruntime -o $@ $(UNIT_SRC) $(RUNTIME_OBJ) $(LIB_LDLIBS)
 
-$(BUILD)/tests/%: tests/programs/%.c preload/greenld.h
+$(BUILD)/tests/%: tests/programs/%.c preload/greenld.h $(wildcard tests/programs/*.h)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) -pthread -Ipreload -o $@ $< -ldl

@@ -34,7 +34,7 @@ inline FdEntry* cooperative_entry(int fd) {
 // Identity of the caller for lock ownership: a fiber id, or for a native
 // thread its tid (fiber ids are above any tid).
 inline int lock_owner_id() {
-    if (Fiber* f = Hub::current_fiber()) return int(f->id);
+    if (Fiber* f = Hub::identity()) return int(f->id);
     static thread_local int tid = 0;
     if (!tid) tid = native::gettid();
     return tid;

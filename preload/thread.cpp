@@ -161,11 +161,22 @@ GREENLD_EXPORT void pthread_exit(void* result) {
 }
 
 GREENLD_EXPORT pthread_t pthread_self() {
-    if (Fiber* f = Hub::current_fiber()) return reinterpret_cast<pthread_t>(f);
+    if (Fiber* f = Hub::identity()) return reinterpret_cast<pthread_t>(f);
     return next_self();
 }
 
 GREENLD_EXPORT int pthread_equal(pthread_t a, pthread_t b) { return a == b; }
+
+// A converted thread has its own thread id, as it would have natively: the
+// fiber id, above any kernel tid (pid_max is at most 2^22), so that ids
+// taken as "which thread am I" (recursive locks, logs, Python's
+// threading.get_native_id) stay distinct per thread. In a fork child the
+// forking thread is the process's only OS thread and gettid() == getpid(),
+// as natively.
+GREENLD_EXPORT pid_t gettid() {
+    if (Fiber* f = Hub::current_fiber()) return pid_t(f->id);
+    return pid_t(native::gettid());
+}
 
 GREENLD_EXPORT int pthread_key_create(pthread_key_t* key, void (*destructor)(void*)) {
     if (!threads_patched()) return next_key_create(key, destructor);

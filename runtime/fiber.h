@@ -29,6 +29,7 @@ enum class WakeReason : uint8_t {
     woken,      // by unpark(): I/O ready, futex wake, join, spawn
     timeout,    // its park deadline passed
     cancelled,  // cancel_wait() or the fd was closed: see wake_error
+    interrupted,  // a signal or pthread_cancel for this fiber arrived during the park
 };
 
 // Node of a hub's cross-thread queue. `run` is called on the target hub.

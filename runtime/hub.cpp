@@ -19,6 +19,7 @@ namespace greenld {
 
 thread_local Hub* Hub::t_hub = nullptr;
 thread_local Fiber* Hub::t_fiber = nullptr;
+thread_local Fiber* Hub::t_forked_fiber = nullptr;
 
 namespace {
 

@@ -39,6 +39,11 @@ public:
     // The fiber running on this OS thread; null on the hub's own context
     // and on native threads. Wrappers branch on this and nothing else.
     static Fiber* current_fiber() { return t_fiber; }
+    // The thread the program believes this is: the running fiber, or in a
+    // fork child, the fiber that called fork() and goes on as the child's
+    // native thread (pthread_self, keys and lock ownership keep answering
+    // for it, as they do for the forking thread under plain pthreads).
+    static Fiber* identity() { return t_fiber ? t_fiber : t_forked_fiber; }
 
     // --- called by a fiber of this hub ---
     WakeReason park(Deadline deadline = Deadline::never());
@@ -74,6 +79,7 @@ public:
     // thread (fork.cpp).
     static void forget_current_for_child() {
         t_hub = nullptr;
+        t_forked_fiber = t_fiber;
         t_fiber = nullptr;
     }
     native::Mutex& remote_lock() { return remote_lock_; }
@@ -92,6 +98,7 @@ private:
 
     static thread_local Hub* t_hub;
     static thread_local Fiber* t_fiber;
+    static thread_local Fiber* t_forked_fiber;
 
     int index_;
     std::atomic<pthread_t> native_handle_{0};

@@ -124,7 +124,7 @@ void Table::run_destructors() {
 }
 
 Table& current_table() {
-    if (Fiber* f = Hub::current_fiber()) return f->tsd;
+    if (Fiber* f = Hub::identity()) return f->tsd;
     if (!t_native.table) t_native.table = new Table();
     return *t_native.table;
 }

@@ -43,6 +43,10 @@ run_suite "launcher" tests/integration/test_launcher.sh "$BUILD"
 run_suite "install" tests/integration/test_install.sh "$BUILD"
 run_suite "GREENLD_PATCH families" tests/integration/test_patch.sh "$BUILD"
 run_suite "thread-per-connection echo, 2000 connections" tests/integration/echo_2000.sh "$BUILD"
+# CPython's own tests, natively and under greenld, for the modules that
+# run in seconds (tests/cpython/run.sh --fast; the full list is
+# tests/cpython/run.sh without --fast). Counted by test case.
+run_suite "CPython test suite (fast modules), native vs greenld" tests/cpython/run.sh --fast "$BUILD"
 
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -2,7 +2,12 @@
  * keeps only the calling thread, whether that was the main thread or a
  * created one; it can close fds other threads were waiting on, create and
  * join threads of its own, lock mutexes and exit with its own status.
- * fork+exec from a thread works too. Passes natively and under greenld. */
+ * fork+exec from a thread works too. In a child forked from a created
+ * thread, that thread keeps its identity: pthread_self() is the handle it
+ * had, its thread-specific data are still its own, and gettid() ==
+ * getpid() as the process's only thread. (Ownership of an error-checking
+ * mutex is not checked: glibc keys it by kernel tid, which fork changes.)
+ * Passes natively and under greenld. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -84,9 +89,29 @@ static void check_child(pid_t pid, const char *what)
           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
+static pthread_key_t g_key;
+
+/* The forking thread's identity survives into the child. */
+static void fork_keeps_identity(void)
+{
+    CHECK(pthread_key_create(&g_key, NULL) == 0, "key_create");
+    CHECK(pthread_setspecific(g_key, &g_key) == 0, "setspecific");
+    pthread_t self = pthread_self();
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!pthread_equal(pthread_self(), self)) _exit(20);
+        if (pthread_getspecific(g_key) != &g_key) _exit(21);
+        if (gettid() != getpid()) _exit(24);
+        _exit(42);
+    }
+    check_child(pid, "identity of the forking thread in the child");
+    pthread_key_delete(g_key);
+}
+
 static void *forker(void *arg)
 {
     (void)arg;
+    fork_keeps_identity();
     pid_t pid = fork();
     if (pid == 0) _exit(child_work());
     check_child(pid, "fork from a created thread");
