@@ -8,6 +8,7 @@
 
 PREFIX ?= /usr/local
 DESTDIR ?=
+MANDIR ?= $(PREFIX)/share/man
 BUILD ?= build
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
 
@@ -95,10 +96,15 @@ install: $(BUILD)/libgreenld.so
 	echo $(VERSION) > $(DESTDIR)$(PREFIX)/lib/greenld/VERSION
 	install -m 0755 scripts/greenld $(DESTDIR)$(PREFIX)/bin/greenld
 	install -m 0644 preload/greenld.h $(DESTDIR)$(PREFIX)/include/greenld.h
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	install -m 0644 man/greenld.1 $(DESTDIR)$(MANDIR)/man1/greenld.1
+	install -m 0644 man/greenld.3 $(DESTDIR)$(MANDIR)/man3/greenld.3
+	install -m 0644 man/greenld.7 $(DESTDIR)$(MANDIR)/man7/greenld.7
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/greenld/libgreenld.so $(DESTDIR)$(PREFIX)/lib/greenld/VERSION \
-	      $(DESTDIR)$(PREFIX)/bin/greenld $(DESTDIR)$(PREFIX)/include/greenld.h
+	      $(DESTDIR)$(PREFIX)/bin/greenld $(DESTDIR)$(PREFIX)/include/greenld.h \
+	      $(DESTDIR)$(MANDIR)/man1/greenld.1 $(DESTDIR)$(MANDIR)/man3/greenld.3 $(DESTDIR)$(MANDIR)/man7/greenld.7
 	-rmdir $(DESTDIR)$(PREFIX)/lib/greenld
 
 clean:

@@ -14,8 +14,12 @@ using namespace greenld;
 
 GREENLD_EXPORT int greenld_wait(int fd, int events, long timeout_ms) {
     unsigned ev = ((events & GREENLD_READ) ? kWaitRead : 0) | ((events & GREENLD_WRITE) ? kWaitWrite : 0);
-    if (!ev || fd < 0) {
+    if (!ev) {
         errno = EINVAL;
+        return -1;
+    }
+    if (fd < 0) {
+        errno = EBADF;
         return -1;
     }
     Deadline d = timeout_ms < 0 ? Deadline::never() : Deadline::after_ns(int64_t(timeout_ms) * 1000000);
@@ -36,15 +40,22 @@ GREENLD_EXPORT int greenld_wait_readwrite(int fd, long timeout_ms) {
 GREENLD_EXPORT void greenld_cancel_wait(int fd, int error) { cancel_wait(fd, error ? error : EBADF); }
 
 GREENLD_EXPORT int greenld_sleep(double seconds) {
-    if (seconds <= 0) {
+    if (!(seconds >= 0)) {  // negative or NaN
+        errno = EINVAL;
+        return -1;
+    }
+    if (seconds == 0) {
         greenld_yield();
         return 0;
     }
-    Deadline d = Deadline::after_ns(int64_t(seconds * 1e9));
+    // Beyond ~292 years the nanosecond count would overflow: that is forever.
+    constexpr double kForever = 9.2e9;
+    Deadline d = seconds >= kForever ? Deadline::never() : Deadline::after_ns(int64_t(seconds * 1e9));
     if (Fiber* f = Hub::current_fiber()) {
         while (!d.passed()) f->hub->park(d);
         return 0;
     }
+    if (seconds >= kForever) seconds = kForever;
     timespec ts{time_t(seconds), long((seconds - double(time_t(seconds))) * 1e9)};
     while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {
     }

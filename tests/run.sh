@@ -41,6 +41,7 @@ run_suite "unit (runtime, doctest)" "$BUILD/unit_tests"
 run_suite "programs (native and under greenld)" tests/integration/programs.sh "$BUILD"
 run_suite "launcher" tests/integration/test_launcher.sh "$BUILD"
 run_suite "install" tests/integration/test_install.sh "$BUILD"
+run_suite "man pages" tests/integration/test_man.sh
 run_suite "GREENLD_PATCH families" tests/integration/test_patch.sh "$BUILD"
 run_suite "thread-per-connection echo, 2000 connections" tests/integration/echo_2000.sh "$BUILD"
 # CPython's own tests, natively and under greenld, for the modules that

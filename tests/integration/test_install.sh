@@ -19,6 +19,9 @@ make -s install BUILD="$BUILD" DESTDIR="$stage" PREFIX=/opt/greenld >/dev/null
 bin=$stage/opt/greenld/bin/greenld
 check "install puts the launcher, the library and the header in place" \
     '[ -x "$bin" ] && [ -f "$stage/opt/greenld/lib/greenld/libgreenld.so" ] && [ -f "$stage/opt/greenld/include/greenld.h" ]'
+man=$stage/opt/greenld/share/man
+check "install puts the man pages greenld(1), greenld(3), greenld(7) in place" \
+    '[ -f "$man/man1/greenld.1" ] && [ -f "$man/man3/greenld.3" ] && [ -f "$man/man7/greenld.7" ]'
 check "the installed launcher reports the version" '[ "$("$bin" --version)" = "greenld $(cat VERSION)" ]'
 env -u GREENLD_LIBRARY "$bin" -- env | grep -q "^LD_PRELOAD=$stage/opt/greenld/lib/greenld/libgreenld.so"
 check "the installed launcher preloads the installed library" '[ $? -eq 0 ]'
@@ -32,6 +35,7 @@ echo "# $line"
 check "a server run by the installed launcher serves 200 connections on fibers" \
     '[ $rc -eq 0 ] && [ "$(sed -nE "s/.*server_threads_max=([0-9]+).*/\1/p" <<<"$line")" -le 4 ]'
 make -s uninstall DESTDIR="$stage" PREFIX=/opt/greenld >/dev/null
-check "uninstall removes what install put" '[ ! -e "$bin" ] && [ ! -e "$stage/opt/greenld/lib/greenld" ]'
+check "uninstall removes what install put" \
+    '[ ! -e "$bin" ] && [ ! -e "$stage/opt/greenld/lib/greenld" ] && [ -z "$(find "$stage/opt" -type f)" ]'
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

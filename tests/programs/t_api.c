@@ -229,6 +229,16 @@ static void api_checks(const char *who, int expect_fiber) {
     CHECK_EQ(api_sleep(0), 0);
     api_yield();
     CHECK(ms_since(t0) < 100, "%s: greenld_sleep(0) and greenld_yield took %lld ms", who, (long long)ms_since(t0));
+
+    /* Bad input: the errors greenld(3) lists. */
+    errno = 0;
+    CHECK(api_sleep(-1.0) == -1 && errno == EINVAL, "%s: greenld_sleep(-1) errno %d", who, errno);
+    errno = 0;
+    CHECK(api_sleep(__builtin_nan("")) == -1 && errno == EINVAL, "%s: greenld_sleep(NaN) errno %d", who, errno);
+    errno = 0;
+    CHECK(api_wait(0, 0, 10) == -1 && errno == EINVAL, "%s: greenld_wait(events 0) errno %d", who, errno);
+    errno = 0;
+    CHECK(api_wait_read(-1, 10) == -1 && errno == EBADF, "%s: greenld_wait_read(-1) errno %d", who, errno);
 }
 
 static void *api_checks_thread(void *arg) {
