@@ -32,7 +32,9 @@ HEADERS := $(wildcard runtime/*.h preload/*.h)
 
 UNIT_SRC := $(wildcard tests/unit/*.cpp)
 PROGRAM_SRC := $(wildcard tests/programs/*.c)
-PROGRAMS := $(PROGRAM_SRC:tests/programs/%.c=$(BUILD)/tests/%)
+# C++ test programs (the C++ runtime's use of threads: unwinding, futexes).
+PROGRAM_CXX_SRC := $(wildcard tests/programs/t_*.cpp)
+PROGRAMS := $(PROGRAM_SRC:tests/programs/%.c=$(BUILD)/tests/%) $(PROGRAM_CXX_SRC:tests/programs/%.cpp=$(BUILD)/tests/%)
 
 DEB_DEPS := g++ make libev-dev libc-ares-dev libunwind-dev doctest-dev
 
@@ -69,6 +71,11 @@ $(BUILD)/tests/%: tests/programs/%.c preload/greenld.h $(wildcard tests/programs
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) -pthread -Ipreload -o $@ $< -ldl
+
+$(BUILD)/tests/%: tests/programs/%.cpp
+	@mkdir -p $(dir $@)
+	$(call say,CXX,$<)
+	$(Q)$(CXX) -std=c++20 $(WARN) $(CXXFLAGS) -pthread -o $@ $<
 
 test: all
 	@tests/run.sh $(BUILD)

@@ -51,8 +51,9 @@ GREENLD_EXPORT int greenld_sleep(double seconds) {
     // Beyond ~292 years the nanosecond count would overflow: that is forever.
     constexpr double kForever = 9.2e9;
     Deadline d = seconds >= kForever ? Deadline::never() : Deadline::after_ns(int64_t(seconds * 1e9));
-    if (Fiber* f = Hub::current_fiber()) {
-        while (!d.passed()) f->hub->park(d);
+    if (Hub::current_fiber()) {
+        // Like the native path below, a signal handler does not end the sleep.
+        while (!d.passed()) signals::sleep_until(d);
         return 0;
     }
     if (seconds >= kForever) seconds = kForever;

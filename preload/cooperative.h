@@ -12,6 +12,8 @@
 #include "../runtime/fd_table.h"
 #include "../runtime/hub.h"
 #include "../runtime/io.h"
+#include "cancel.h"
+#include "../runtime/signals.h"
 
 namespace greenld {
 
@@ -45,10 +47,23 @@ inline Deadline timeout_deadline(const std::atomic<int64_t>& timeout_ns) {
     return t > 0 ? Deadline::after_ns(t) : Deadline::never();
 }
 
+// signal(7), the one rule for a wait that a signal handler interrupted
+// (wait_fd/wait_fds/futex_wait returned EINTR): the blocking call goes on
+// waiting if every handler that ran had SA_RESTART and no timeout bounds
+// the call (`deadline` from SO_RCVTIMEO/SO_SNDTIMEO; a call that has none
+// passes Deadline::never()). Calls that never restart (poll, select,
+// epoll_wait, sleeps, sigtimedwait, sem_timedwait) fail with EINTR without
+// asking.
+// A wait pthread_cancel interrupted never restarts (cancel.h).
+inline bool restarts_after(int rc, Deadline deadline) {
+    return rc == EINTR && !cancel_interrupted() && signals::restarts(deadline);
+}
+
 // Turns a wait_fd() result into the errno a blocking call would have
-// reported; returns false if the caller must fail with it.
-inline bool waited(int rc) {
-    if (rc == 0) return true;
+// reported; returns false if the caller must fail with it. `deadline` is
+// the call's timeout, if any (see restarts_after).
+inline bool waited(int rc, Deadline deadline = Deadline::never()) {
+    if (rc == 0 || restarts_after(rc, deadline)) return true;
     errno = (rc == ETIMEDOUT) ? EAGAIN : rc;  // SO_RCVTIMEO/SO_SNDTIMEO expiry is EAGAIN
     return false;
 }

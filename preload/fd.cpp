@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "file_lock.h"
 #include "next.h"
 #include "transfer.h"
 
@@ -91,6 +92,9 @@ GREENLD_EXPORT int fcntl(int fd, int cmd, ...) {
             if (r >= 0) FdTable::get().duplicate(fd, r);
             return r;
         }
+        case F_SETLKW:
+        case F_OFD_SETLKW:
+            return fcntl_lock_wait(fd, cmd, arg);
         default:
             return next_fcntl(fd, cmd, arg);
     }

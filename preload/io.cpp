@@ -3,13 +3,18 @@
 // Sockets and pipes stay in blocking mode in the kernel (stdio and other
 // glibc-internal I/O on them bypasses these wrappers and must not meet a
 // surprise EAGAIN). Each cooperative attempt is made non-blocking per call
-// instead: MSG_DONTWAIT for sockets, RWF_NOWAIT for pipes. Other pollable
-// fds (ttys, eventfd...) are waited on first, then read for real.
+// instead: MSG_DONTWAIT for sockets, RWF_NOWAIT for pipes and for reads of
+// eventfd/timerfd/signalfd. Other pollable fds (ttys, FIFOs, whose files
+// refuse RWF_NOWAIT) are waited on first, then read or written for real.
+#include <limits.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "file_read.h"
+#include "cancel.h"
 #include "next.h"
 #include "transfer.h"
 
@@ -70,6 +75,7 @@ bool pipe_nowait_unsupported(FdEntry* e) {
 bool wait_readable(int fd) { return waited(wait_fd(fd, kWaitRead, Deadline::never())); }
 
 ssize_t vector_read(int fd, FdEntry* e, const iovec* iov, int count) {
+    const int saved_errno = errno;
     FdKind kind = e->kind.load(std::memory_order_relaxed);
     size_t want = 0;
     for (int i = 0; i < count; ++i) want += iov[i].iov_len;
@@ -81,6 +87,7 @@ ssize_t vector_read(int fd, FdEntry* e, const iovec* iov, int count) {
                            [&] { return sys_recvmsg(fd, &msg, 0); });
         if (n < 0 && errno == ENOTSOCK) {
             reclassify(fd, e);
+            errno = saved_errno;
             return next_readv(fd, iov, count);
         }
         return n;
@@ -88,12 +95,74 @@ ssize_t vector_read(int fd, FdEntry* e, const iovec* iov, int count) {
     if (kind == FdKind::pipe) {
         long n = read_loop(fd, e, want, true, Deadline::never(), [&] { return sys_preadv2(fd, iov, count); });
         if (n >= 0 || !pipe_nowait_unsupported(e)) return n;
+    } else if (kind == FdKind::pollable && e->read_nowait.load(std::memory_order_relaxed)) {
+        // eventfd, timerfd...: a read that cannot be satisfied fails with
+        // EAGAIN instead of blocking, so two fibers reading one counter
+        // never leave the loser blocking its hub.
+        long n = read_loop(fd, e, want, false, Deadline::never(), [&] { return sys_preadv2(fd, iov, count); });
+        if (n >= 0 || errno != EOPNOTSUPP) return n;
+        e->read_nowait.store(false, std::memory_order_relaxed);
     }
+    // No per-call non-blocking read (ttys, FIFOs): wait, then read. Another
+    // reader of the same fd may still take the data first and leave this
+    // read blocking its hub.
+    errno = saved_errno;
     if (kind != FdKind::listener && !wait_readable(fd)) return -1;
     return next_readv(fd, iov, count);
 }
 
+// Waits until `fd` (a pollable fd with no per-call non-blocking write: a
+// tty, a FIFO, an eventfd) takes data, then writes at most PIPE_BUF bytes:
+// a FIFO reporting POLLOUT has a free buffer and takes that much whole, and
+// a tty reporting POLLOUT has room for it in practice. Loops until all is
+// written, as a blocking write does, unless a write comes back short (an
+// eventfd takes 8 bytes of any longer buffer, and says so).
+ssize_t pollable_write(int fd, FdEntry* e, IovCursor& cursor) {
+    const size_t total = cursor.total();
+    if (total == 0) {
+        int left = 0;
+        iovec* v = cursor.at(0, &left);
+        return next_writev(fd, v, left);
+    }
+    const int saved_errno = errno;
+    size_t done = 0;
+    for (;;) {
+        pollfd p{fd, POLLOUT, 0};
+        const bool writable = e->wr_ready.load(std::memory_order_relaxed) &&
+                              native::sys(SYS_poll, reinterpret_cast<long>(&p), 1, 0) == 1;
+        if (!writable) {
+            e->wr_ready.store(false, std::memory_order_relaxed);
+            int rc = wait_fd(fd, kWaitWrite, Deadline::never());
+            if (restarts_after(rc, Deadline::never())) rc = 0;
+            if (rc) {
+                if (done) break;
+                errno = rc;
+                return -1;
+            }
+        }
+        int left = 0;
+        iovec* v = cursor.at(done, &left);
+        const size_t chunk = total - done < PIPE_BUF ? total - done : PIPE_BUF;
+        int used = 0;
+        size_t sum = 0;
+        while (used < left && sum < chunk) sum += v[used++].iov_len;
+        const size_t last_len = v[used - 1].iov_len;
+        v[used - 1].iov_len -= sum - chunk;
+        long n = next_writev(fd, v, used);
+        v[used - 1].iov_len = last_len;
+        if (n < 0) {
+            if (done) break;
+            return -1;
+        }
+        done += size_t(n);
+        if (done >= total || size_t(n) < chunk) break;
+    }
+    errno = saved_errno;
+    return long(done);
+}
+
 ssize_t vector_write(int fd, FdEntry* e, const iovec* iov, int count) {
+    const int saved_errno = errno;
     FdKind kind = e->kind.load(std::memory_order_relaxed);
     IovCursor cursor(iov, count);
     if (cursor.failed()) return next_writev(fd, iov, count);
@@ -119,7 +188,9 @@ ssize_t vector_write(int fd, FdEntry* e, const iovec* iov, int count) {
             return sys_pwritev2(fd, v, left);
         });
         if (n >= 0 || !pipe_nowait_unsupported(e)) return n;
+        errno = saved_errno;
     }
+    if (e->kind.load(std::memory_order_relaxed) == FdKind::pollable) return pollable_write(fd, e, cursor);
     return next_writev(fd, iov, count);
 }
 
@@ -128,8 +199,15 @@ bool socket_entry(FdEntry* e) { return e && is_socket(e->kind.load(std::memory_o
 }  // namespace
 
 GREENLD_EXPORT ssize_t read(int fd, void* buf, size_t n) {
+    CancelPoint cancel_point;
     FdEntry* e = cooperative_entry(fd);
-    if (!e) return next_read(fd, buf, n);
+    if (!e) {
+        if (FdEntry* file = regular_file_entry(fd)) {
+            iovec v{buf, n};
+            return read_regular_file(fd, file, &v, 1, -1);
+        }
+        return next_read(fd, buf, n);
+    }
     FdKind kind = e->kind.load(std::memory_order_relaxed);
     if (kind == FdKind::stream || kind == FdKind::datagram) {
         long r = read_loop(fd, e, n, kind == FdKind::stream, timeout_deadline(e->rcv_timeout_ns),
@@ -145,6 +223,7 @@ GREENLD_EXPORT ssize_t read(int fd, void* buf, size_t n) {
 }
 
 GREENLD_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
+    CancelPoint cancel_point;
     FdEntry* e = cooperative_entry(fd);
     if (!e) return next_write(fd, buf, n);
     FdKind kind = e->kind.load(std::memory_order_relaxed);
@@ -163,18 +242,25 @@ GREENLD_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
 }
 
 GREENLD_EXPORT ssize_t readv(int fd, const iovec* iov, int count) {
+    CancelPoint cancel_point;
     FdEntry* e = cooperative_entry(fd);
+    if (!e) {
+        FdEntry* file = count >= 0 && count <= IOV_MAX ? regular_file_entry(fd) : nullptr;
+        if (file) return read_regular_file(fd, file, iov, count, -1);
+    }
     if (!e || count < 0 || count > IOV_MAX) return next_readv(fd, iov, count);
     return vector_read(fd, e, iov, count);
 }
 
 GREENLD_EXPORT ssize_t writev(int fd, const iovec* iov, int count) {
+    CancelPoint cancel_point;
     FdEntry* e = cooperative_entry(fd);
     if (!e || count < 0 || count > IOV_MAX) return next_writev(fd, iov, count);
     return vector_write(fd, e, iov, count);
 }
 
 GREENLD_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* addr, socklen_t* addrlen) {
+    CancelPoint cancel_point;
     FdEntry* e = (flags & MSG_DONTWAIT) ? nullptr : cooperative_entry(fd);
     if (!socket_entry(e)) return next_recvfrom(fd, buf, n, flags, addr, addrlen);
     const bool stream = e->kind.load(std::memory_order_relaxed) == FdKind::stream;
@@ -199,10 +285,12 @@ GREENLD_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr
 }
 
 GREENLD_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
+    CancelPoint cancel_point;
     return recvfrom(fd, buf, n, flags, nullptr, nullptr);
 }
 
 GREENLD_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+    CancelPoint cancel_point;
     FdEntry* e = (flags & MSG_DONTWAIT) ? nullptr : cooperative_entry(fd);
     if (!socket_entry(e)) return next_recvmsg(fd, msg, flags);
     const bool stream = e->kind.load(std::memory_order_relaxed) == FdKind::stream;
@@ -213,6 +301,7 @@ GREENLD_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
 }
 
 GREENLD_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* addr, socklen_t len) {
+    CancelPoint cancel_point;
     FdEntry* e = (flags & MSG_DONTWAIT) ? nullptr : cooperative_entry(fd);
     if (!socket_entry(e)) return next_sendto(fd, buf, n, flags, addr, len);
     const bool stream = e->kind.load(std::memory_order_relaxed) == FdKind::stream;
@@ -222,10 +311,12 @@ GREENLD_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, cons
 }
 
 GREENLD_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) {
+    CancelPoint cancel_point;
     return sendto(fd, buf, n, flags, nullptr, 0);
 }
 
 GREENLD_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+    CancelPoint cancel_point;
     FdEntry* e = (flags & MSG_DONTWAIT) ? nullptr : cooperative_entry(fd);
     if (!socket_entry(e)) return next_sendmsg(fd, msg, flags);
     const bool stream = e->kind.load(std::memory_order_relaxed) == FdKind::stream;

@@ -7,8 +7,9 @@
 // fd-set contents are exactly libc's. An epoll fd is itself pollable: a
 // program running its own epoll loop in a fiber parks on its epoll fd.
 //
-// Signal masks passed to ppoll/pselect/epoll_pwait are not applied while a
-// fiber is parked (signals are per OS thread; see greenld(7)).
+// A signal handler that runs in the fiber during the wait ends it with
+// EINTR (these calls never restart, signal(7)). The signal mask given to
+// ppoll/pselect/epoll_pwait is the fiber's mask for the duration.
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -19,6 +20,8 @@
 #include <vector>
 
 #include "cooperative.h"
+#include "../runtime/signals.h"
+#include "cancel.h"
 #include "next.h"
 
 using namespace greenld;
@@ -57,13 +60,14 @@ public:
     // Urgent data (POLLPRI, select's exception set) raises only EPOLLPRI,
     // which libev does not watch: such waits re-ask the kernel every 10 ms.
     void need_priority() { priority_ = true; }
-    // Parks until one may be ready, or the deadline passes.
-    void wait(Deadline deadline) {
+    // Parks until one may be ready, or the deadline passes: 0, ETIMEDOUT
+    // or EINTR (a signal handler ran).
+    int wait(Deadline deadline) {
         if (priority_) {
             Deadline tick = Deadline::after_ns(10000000);
             if (tick.mono_ns < deadline.mono_ns) deadline = tick;
         }
-        wait_fds(list_.data(), list_.size(), deadline);
+        return wait_fds(list_.data(), list_.size(), deadline);
     }
 
 private:
@@ -73,9 +77,39 @@ private:
 
 // The shared loop: `ask` queries the kernel without waiting and returns
 // its result (>0 ready, <0 error, 0 nothing); `build` fills the interests.
+// The fiber's signal mask replaced by the call's for the duration of the
+// wait (ppoll, pselect, epoll_pwait), as the kernel does for the thread.
+class SignalMaskDuring {
+public:
+    explicit SignalMaskDuring(const sigset_t* mask) {
+        if (!mask || !(fiber_ = Hub::current_fiber())) return;
+        saved_ = fiber_->sig.blocked;
+        signals::Mask m;
+        memcpy(&m, mask, sizeof m);
+        interrupted_ = signals::set_mask(fiber_, m);
+    }
+    ~SignalMaskDuring() {
+        if (fiber_) signals::set_mask(fiber_, saved_);
+    }
+    SignalMaskDuring(const SignalMaskDuring&) = delete;
+    SignalMaskDuring& operator=(const SignalMaskDuring&) = delete;
+    // A handler the new mask unblocked already ran: the call fails with EINTR.
+    bool interrupted() const { return interrupted_; }
+
+private:
+    Fiber* fiber_ = nullptr;
+    signals::Mask saved_ = 0;
+    bool interrupted_ = false;
+};
+
 template <typename Ask, typename Build>
-int cooperative_wait(Deadline deadline, Ask ask, Build build) {
+int cooperative_wait(Deadline deadline, Ask ask, Build build, const sigset_t* mask = nullptr) {
     const int saved_errno = errno;
+    SignalMaskDuring masked(mask);
+    if (masked.interrupted()) {
+        errno = EINTR;
+        return -1;
+    }
     Interests interests;
     bool built = false;
     // Like the kernel, ask once more after the deadline: what became ready
@@ -88,13 +122,16 @@ int cooperative_wait(Deadline deadline, Ask ask, Build build) {
             build(interests);
             built = true;
         }
-        interests.wait(deadline);
+        if (interests.wait(deadline) == EINTR) {
+            errno = EINTR;
+            return -1;
+        }
     }
     errno = saved_errno;
     return 0;
 }
 
-int poll_fiber(pollfd* fds, nfds_t n, Deadline deadline) {
+int poll_fiber(pollfd* fds, nfds_t n, Deadline deadline, const sigset_t* mask = nullptr) {
     return cooperative_wait(
         deadline, [&] { return next_poll(fds, n, 0); },
         [&](Interests& in) {
@@ -106,10 +143,11 @@ int poll_fiber(pollfd* fds, nfds_t n, Deadline deadline) {
                 in.add(fds[i].fd, ev);
                 if (fds[i].fd >= 0 && (fds[i].events & POLLPRI)) in.need_priority();
             }
-        });
+        },
+        mask);
 }
 
-int select_fiber(int nfds, fd_set* r, fd_set* w, fd_set* x, Deadline deadline) {
+int select_fiber(int nfds, fd_set* r, fd_set* w, fd_set* x, Deadline deadline, const sigset_t* mask = nullptr) {
     fd_set r0, w0, x0;
     if (r) r0 = *r;
     if (w) w0 = *w;
@@ -130,7 +168,14 @@ int select_fiber(int nfds, fd_set* r, fd_set* w, fd_set* x, Deadline deadline) {
                 in.add(fd, ev);
                 if (x && FD_ISSET(fd, &x0)) in.need_priority();
             }
-        });
+        },
+        mask);
+    if (result < 0 && errno == EINTR) {
+        // Interrupted: the kernel leaves the sets as the program gave them.
+        if (r) *r = r0;
+        if (w) *w = w0;
+        if (x) *x = x0;
+    }
     if (result == 0) {
         // Timed out: the kernel writes back empty sets, but only the words
         // covering nfds.
@@ -141,10 +186,10 @@ int select_fiber(int nfds, fd_set* r, fd_set* w, fd_set* x, Deadline deadline) {
     return result;
 }
 
-int epoll_fiber(int epfd, epoll_event* events, int max, Deadline deadline) {
+int epoll_fiber(int epfd, epoll_event* events, int max, Deadline deadline, const sigset_t* mask = nullptr) {
     return cooperative_wait(
         deadline, [&] { return next_epoll_wait(epfd, events, max, 0); },
-        [&](Interests& in) { in.add(epfd, kWaitRead); });
+        [&](Interests& in) { in.add(epfd, kWaitRead); }, mask);
 }
 
 void remaining_to_timeval(Deadline deadline, timeval* tv) {
@@ -159,6 +204,7 @@ bool valid(const timespec* ts) { return !ts || (ts->tv_sec >= 0 && ts->tv_nsec >
 }  // namespace
 
 GREENLD_EXPORT int poll(pollfd* fds, nfds_t n, int timeout) {
+    CancelPoint cancel_point;
     if (!in_fiber() || timeout == 0) return next_poll(fds, n, timeout);
     return poll_fiber(fds, n, deadline_ms(timeout));
 }
@@ -169,9 +215,10 @@ GREENLD_EXPORT int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen)
 }
 
 GREENLD_EXPORT int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) {
+    CancelPoint cancel_point;
     if (!in_fiber() || (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0) || !valid(timeout))
         return next_ppoll(fds, n, timeout, mask);
-    return poll_fiber(fds, n, deadline_ts(timeout));
+    return poll_fiber(fds, n, deadline_ts(timeout), mask);
 }
 
 GREENLD_EXPORT int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask,
@@ -181,6 +228,7 @@ GREENLD_EXPORT int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* timeout, c
 }
 
 GREENLD_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* x, timeval* timeout) {
+    CancelPoint cancel_point;
     if (!in_fiber() || nfds < 0 || nfds > FD_SETSIZE ||
         (timeout && (timeout->tv_sec < 0 || timeout->tv_usec < 0 || (timeout->tv_sec == 0 && timeout->tv_usec == 0))))
         return next_select(nfds, r, w, x, timeout);
@@ -201,25 +249,29 @@ GREENLD_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* x, timeval* ti
 
 GREENLD_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* x, const timespec* timeout,
                            const sigset_t* mask) {
+    CancelPoint cancel_point;
     if (!in_fiber() || nfds < 0 || nfds > FD_SETSIZE || !valid(timeout) ||
         (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0))
         return next_pselect(nfds, r, w, x, timeout, mask);
-    return select_fiber(nfds, r, w, x, deadline_ts(timeout));
+    return select_fiber(nfds, r, w, x, deadline_ts(timeout), mask);
 }
 
 GREENLD_EXPORT int epoll_wait(int epfd, epoll_event* events, int max, int timeout) {
+    CancelPoint cancel_point;
     if (!in_fiber() || timeout == 0 || max <= 0) return next_epoll_wait(epfd, events, max, timeout);
     return epoll_fiber(epfd, events, max, deadline_ms(timeout));
 }
 
 GREENLD_EXPORT int epoll_pwait(int epfd, epoll_event* events, int max, int timeout, const sigset_t* mask) {
+    CancelPoint cancel_point;
     if (!in_fiber() || timeout == 0 || max <= 0) return next_epoll_pwait(epfd, events, max, timeout, mask);
-    return epoll_fiber(epfd, events, max, deadline_ms(timeout));
+    return epoll_fiber(epfd, events, max, deadline_ms(timeout), mask);
 }
 
 GREENLD_EXPORT int epoll_pwait2(int epfd, epoll_event* events, int max, const timespec* timeout,
                                 const sigset_t* mask) {
+    CancelPoint cancel_point;
     if (!in_fiber() || max <= 0 || !valid(timeout) || (timeout && !timeout->tv_sec && !timeout->tv_nsec))
         return next_epoll_pwait2(epfd, events, max, timeout, mask);
-    return epoll_fiber(epfd, events, max, deadline_ts(timeout));
+    return epoll_fiber(epfd, events, max, deadline_ts(timeout), mask);
 }

@@ -32,6 +32,8 @@
 
 #include "../runtime/config.h"
 #include "../runtime/futex.h"
+#include "../runtime/signals.h"
+#include "cancel.h"
 #include "next.h"
 
 using namespace greenld;
@@ -73,7 +75,8 @@ bool try_take(SemaphoreWords* w) {
     return false;
 }
 
-// 0 or ETIMEDOUT. The waiter counts itself before re-checking the value, and
+// 0, ETIMEDOUT or EINTR (a signal handler ran and signal(7) says the wait
+// ends: sem_wait without SA_RESTART, sem_timedwait always). The waiter counts itself before re-checking the value, and
 // sem_post adds to the value before reading the count: either the post sees
 // a waiter to wake, or the re-check sees the post.
 int take(SemaphoreWords* w, Deadline deadline) {
@@ -81,8 +84,9 @@ int take(SemaphoreWords* w, Deadline deadline) {
     int rc = 0;
     w->waiters.fetch_add(1);
     while (!try_take(w)) {
-        if (futex_wait(&w->value, 0, deadline) == ETIMEDOUT) {
-            rc = ETIMEDOUT;
+        const int r = futex_wait(&w->value, 0, deadline);
+        if (r == ETIMEDOUT || (r == EINTR && (cancel_interrupted() || !signals::restarts(deadline)))) {
+            rc = r;
             break;
         }
     }
@@ -118,8 +122,9 @@ GREENLD_EXPORT int sem_destroy(sem_t* s) {
 }
 
 GREENLD_EXPORT int sem_wait(sem_t* s) {
+    CancelPoint cancel_point;
     if (glibc_owned(s)) return next_sem_wait(s);
-    take(words(s), Deadline::never());
+    if (int rc = take(words(s), Deadline::never())) return fail(rc);
     return 0;
 }
 
@@ -129,11 +134,13 @@ GREENLD_EXPORT int sem_trywait(sem_t* s) {
 }
 
 GREENLD_EXPORT int sem_timedwait(sem_t* s, const timespec* abstime) {
+    CancelPoint cancel_point;
     if (glibc_owned(s)) return next_sem_timedwait(s, abstime);
     return timed_take(s, CLOCK_REALTIME, abstime);
 }
 
 GREENLD_EXPORT int sem_clockwait(sem_t* s, clockid_t clock, const timespec* abstime) {
+    CancelPoint cancel_point;
     if (glibc_owned(s)) return next_sem_clockwait(s, clock, abstime);
     return timed_take(s, clock, abstime);
 }

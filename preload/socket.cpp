@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 
+#include "cancel.h"
 #include "next.h"
 #include "transfer.h"
 
@@ -101,13 +102,18 @@ GREENLD_EXPORT int listen(int fd, int backlog) {
     return r;
 }
 
-GREENLD_EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) { return accept_common(fd, addr, len, 0, false); }
+GREENLD_EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) {
+    CancelPoint cancel_point;
+    return accept_common(fd, addr, len, 0, false);
+}
 
 GREENLD_EXPORT int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+    CancelPoint cancel_point;
     return accept_common(fd, addr, len, flags, true);
 }
 
 GREENLD_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
+    CancelPoint cancel_point;
     FdEntry* e = Hub::current_fiber() ? cooperative_entry(fd) : nullptr;
     // Only a blocking stream socket we created may be flipped to
     // non-blocking for the duration of the handshake.
@@ -117,10 +123,17 @@ GREENLD_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
     if (fl < 0 || native::sys(SYS_fcntl, fd, F_SETFL, fl | O_NONBLOCK) != 0) return next_connect(fd, addr, len);
     long r = native::sys(SYS_connect, fd, reinterpret_cast<long>(addr), len);
     int err = r < 0 ? int(-r) : 0;
-    if (err == EINPROGRESS) {
+    // EALREADY: an earlier connect was interrupted by a signal (EINTR) and
+    // its handshake is still running; a blocking connect waits for it.
+    if (err == EINPROGRESS || err == EALREADY) {
         // SO_SNDTIMEO bounds a blocking connect; on expiry Linux reports
-        // EINPROGRESS and leaves the handshake running.
-        int rc = wait_fd(fd, kWaitWrite, timeout_deadline(e->snd_timeout_ns));
+        // EINPROGRESS and leaves the handshake running. A signal handler
+        // ends the wait with EINTR, or under SA_RESTART (without a timeout)
+        // the same handshake goes on being waited for.
+        const Deadline deadline = timeout_deadline(e->snd_timeout_ns);
+        int rc;
+        do rc = wait_fd(fd, kWaitWrite, deadline);
+        while (restarts_after(rc, deadline));
         if (rc == 0) {
             int so_error = 0;
             socklen_t sl = sizeof so_error;

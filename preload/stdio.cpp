@@ -26,6 +26,7 @@
 #include "../runtime/futex.h"
 #include "cooperative.h"
 #include "next.h"
+#include "stdio_stream.h"
 
 using namespace greenld;
 
@@ -151,24 +152,30 @@ bool is_waitable(int fd) {
 
 }  // namespace
 
+FILE* greenld::cooperative_stream(int fd, const char* mode) {
+    auto* lock = new (std::nothrow) StreamLock();
+    cookie_io_functions_t io{cookie_read, cookie_write, nullptr, cookie_close};
+    FILE* fp = lock ? fopencookie(reinterpret_cast<void*>(intptr_t(fd)), mode, io) : nullptr;
+    if (!fp) {
+        delete lock;
+        return nullptr;
+    }
+    fp->_fileno = fd;
+    Tag t{kMagic, lock};
+    memcpy(fp->_unused2, &t, sizeof t);
+    return fp;
+}
+
 GREENLD_EXPORT FILE* fdopen(int fd, const char* mode) {
     if (!is_waitable(fd)) return next_fdopen(fd, mode);
     // Let glibc validate the mode against the fd's access mode exactly as
     // fdopen does, then swap in the cooperative stream.
     FILE* probe = next_fdopen(fd, mode);
     if (!probe) return nullptr;
-    auto* lock = new (std::nothrow) StreamLock();
-    cookie_io_functions_t io{cookie_read, cookie_write, nullptr, cookie_close};
-    FILE* fp = lock ? fopencookie(reinterpret_cast<void*>(intptr_t(fd)), mode, io) : nullptr;
-    if (!fp) {
-        delete lock;
-        return probe;  // out of memory: glibc's stream still works, blocking
-    }
+    FILE* fp = cooperative_stream(fd, mode);
+    if (!fp) return probe;  // out of memory: glibc's stream still works, blocking
     probe->_fileno = -1;  // dropping the probe must not close the fd
     next_fclose(probe);
-    fp->_fileno = fd;
-    Tag t{kMagic, lock};
-    memcpy(fp->_unused2, &t, sizeof t);
     return fp;
 }
 

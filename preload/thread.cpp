@@ -16,6 +16,7 @@
 #include "../runtime/futex.h"
 #include "../runtime/hub.h"
 #include "../runtime/tsd.h"
+#include "cancel.h"
 #include "next.h"
 
 using namespace greenld;
@@ -38,8 +39,6 @@ next::Symbol<decltype(::pthread_self)> next_self{"pthread_self"};
 next::Symbol<decltype(::pthread_setname_np)> next_setname{"pthread_setname_np"};
 next::Symbol<decltype(::pthread_getname_np)> next_getname{"pthread_getname_np"};
 next::Symbol<decltype(::pthread_getattr_np)> next_getattr{"pthread_getattr_np"};
-next::Symbol<decltype(::pthread_kill)> next_kill{"pthread_kill"};
-next::Symbol<decltype(::pthread_cancel)> next_cancel{"pthread_cancel"};
 next::Symbol<decltype(::pthread_setaffinity_np)> next_setaffinity{"pthread_setaffinity_np"};
 next::Symbol<decltype(::pthread_getaffinity_np)> next_getaffinity{"pthread_getaffinity_np"};
 next::Symbol<decltype(::pthread_setschedparam)> next_setschedparam{"pthread_setschedparam"};
@@ -81,12 +80,16 @@ FiberOptions options_from(const pthread_attr_t* attr) {
 }
 
 // Waits for a fiber to finish; 0, or ETIMEDOUT/EBUSY from the deadline.
+// EINTR only when pthread_cancel interrupted the wait (the caller's
+// CancelPoint then acts): pthread_join never fails with EINTR.
 int join_fiber(Fiber* f, void** result, Deadline deadline, bool try_only) {
-    if (f == Hub::current_fiber()) return EDEADLK;
+    Fiber* self = Hub::current_fiber();
+    if (f == self) return EDEADLK;
     while (f->exited.load(std::memory_order_acquire) == 0) {
         if (try_only) return EBUSY;
-        if (futex_wait(&f->exited, 0, deadline) == ETIMEDOUT && f->exited.load(std::memory_order_acquire) == 0)
-            return ETIMEDOUT;
+        const int rc = futex_wait(&f->exited, 0, deadline);
+        if (rc == ETIMEDOUT && f->exited.load(std::memory_order_acquire) == 0) return ETIMEDOUT;
+        if (rc == EINTR && self && cancel::delivered(self)) return EINTR;
     }
     if (result) *result = f->result;
     Runtime::reap(f);
@@ -114,6 +117,7 @@ GREENLD_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
 }
 
 GREENLD_EXPORT int pthread_join(pthread_t t, void** result) {
+    CancelPoint cancel_point;
     Fiber* f = Fiber::from_handle(reinterpret_cast<void*>(t));
     if (!f) return next_join(t, result);
     return join_fiber(f, result, Deadline::never(), false);
@@ -126,6 +130,7 @@ GREENLD_EXPORT int pthread_tryjoin_np(pthread_t t, void** result) {
 }
 
 GREENLD_EXPORT int pthread_clockjoin_np(pthread_t t, void** result, clockid_t clock, const timespec* abstime) {
+    CancelPoint cancel_point;
     Fiber* f = Fiber::from_handle(reinterpret_cast<void*>(t));
     if (!f) return next_clockjoin(t, result, clock, abstime);
     if (abstime && !valid_timespec(abstime)) return EINVAL;
@@ -149,10 +154,9 @@ GREENLD_EXPORT int pthread_detach(pthread_t t) {
 
 GREENLD_EXPORT void pthread_exit(void* result) {
     if (!threads_patched()) next_exit(result);
-    if (Fiber* f = Hub::current_fiber()) {
-        f->result = result;
-        f->hub->exit_current();
-    }
+    // A fiber unwinds its stack (destructors, cleanup handlers), runs its
+    // key destructors and ends (cancel.cpp).
+    if (Fiber* f = Hub::current_fiber()) fiber_exit(f, result);
     // A native thread (the main thread): glibc would end the process when the
     // last thread leaves, but it counts our hub threads too, so we count.
     if (Runtime::get().program_threads.fetch_sub(1, std::memory_order_acq_rel) == 1) exit(0);
@@ -247,23 +251,7 @@ GREENLD_EXPORT int pthread_getattr_np(pthread_t t, pthread_attr_t* attr) {
     return 0;
 }
 
-GREENLD_EXPORT int pthread_kill(pthread_t t, int sig) {
-    Fiber* f = Fiber::from_handle(reinterpret_cast<void*>(t));
-    if (!f) return next_kill(t, sig);
-    if (sig < 0 || sig >= NSIG) return EINVAL;
-    if (f->exited.load(std::memory_order_acquire) || f->state.load() == FiberState::dead) return ESRCH;
-    if (sig == 0) return 0;
-    // Delivered to the hub's OS thread: the handler runs there, in whichever
-    // fiber is current. Per-fiber delivery is future work (greenld(7)).
-    return next_kill(f->hub->native_handle(), sig);
-}
-
-GREENLD_EXPORT int pthread_cancel(pthread_t t) {
-    Fiber* f = Fiber::from_handle(reinterpret_cast<void*>(t));
-    if (!f) return next_cancel(t);
-    diag::message("pthread_cancel of a converted thread (fiber %u) is not supported yet; not cancelled", f->id);
-    return ENOTSUP;
-}
+// pthread_kill: preload/signal.cpp.
 
 GREENLD_EXPORT int pthread_setaffinity_np(pthread_t t, size_t size, const cpu_set_t* set) {
     if (!Fiber::from_handle(reinterpret_cast<void*>(t))) return next_setaffinity(t, size, set);
@@ -295,5 +283,9 @@ GREENLD_EXPORT int pthread_setschedprio(pthread_t t, int prio) {
 GREENLD_EXPORT int pthread_getcpuclockid(pthread_t t, clockid_t* clock) {
     Fiber* f = Fiber::from_handle(reinterpret_cast<void*>(t));
     if (!f) return next_getcpuclockid(t, clock);
-    return ENOENT;  // fibers have no CPU-time clock of their own
+    // A fiber has no CPU-time clock of its own (reading one per switch would
+    // cost a syscall): it answers with its hub's, as greenld(7) says.
+    Hub* hub = f->hub;
+    if (!hub) return ESRCH;
+    return next_getcpuclockid(hub->native_handle(), clock);
 }

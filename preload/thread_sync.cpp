@@ -20,6 +20,7 @@
 #include "../runtime/hub.h"
 #include "../runtime/native.h"
 #include "cooperative.h"
+#include "cancel.h"
 #include "next.h"
 
 using namespace greenld;
@@ -233,12 +234,14 @@ GREENLD_EXPORT int pthread_cond_init(pthread_cond_t* c, const pthread_condattr_t
 }
 
 GREENLD_EXPORT int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
+    CancelPoint cancel_point;
     if (glibc_cond(c) || glibc_mutex(m)) return next_cond_wait(c, m);
     return cond_wait(c, m, Deadline::never());
 }
 
 GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
                                           const timespec* abstime) {
+    CancelPoint cancel_point;
     if (glibc_cond(c) || glibc_mutex(m))
         return next_cond_clockwait(c, m, clock, abstime);
     if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || !valid_timespec(abstime)) return EINVAL;
@@ -246,6 +249,7 @@ GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m,
 }
 
 GREENLD_EXPORT int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abstime) {
+    CancelPoint cancel_point;
     if (glibc_cond(c) || glibc_mutex(m))
         return next_cond_timedwait(c, m, abstime);
     const clockid_t clock = (c->__data.__wrefs & kCondMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;

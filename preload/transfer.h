@@ -63,7 +63,7 @@ long read_loop(int fd, FdEntry* e, size_t want, bool stream, Deadline deadline, 
             errno = at_shutdown_errno;
             return -1;
         }
-        if (!waited(rc)) return -1;
+        if (!waited(rc, deadline)) return -1;
         woken = true;
     }
 }
@@ -98,6 +98,7 @@ long write_loop(int fd, FdEntry* e, size_t total, bool all, Deadline deadline, A
             e->wr_ready.store(false, std::memory_order_relaxed);
         }
         int rc = wait_fd(fd, kWaitWrite, deadline);
+        if (restarts_after(rc, deadline)) rc = 0;
         if (rc) {
             if (done) {
                 errno = saved_errno;

@@ -83,6 +83,12 @@ bool parse_patch(const char* text, unsigned* out, const char** bad, size_t* bad_
     return true;
 }
 
+bool patched_if_known(Family f, bool unknown) {
+    unsigned v = g_patch.load(std::memory_order_relaxed);
+    if (v & kUnparsed) return unknown;
+    return (v & f) != 0;
+}
+
 bool patched(Family f) {
     unsigned v = g_patch.load(std::memory_order_relaxed);
     if (__builtin_expect(v & kUnparsed, 0)) {
@@ -111,6 +117,20 @@ int hubs() {
     if (errno || end == s || *end || v < 1 || v > Runtime::kMaxHubs) {
         diag::message("GREENLD_HUBS='%s' is not an integer in 1..%d; using %d", s, Runtime::kMaxHubs, fallback);
         return fallback;
+    }
+    return int(v);
+}
+
+int pool_size() {
+    const char* s = getenv("GREENLD_POOL_SIZE");
+    if (!s) return kDefaultPoolSize;
+    char* end = nullptr;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 1 || v > kMaxPoolSize) {
+        diag::message("GREENLD_POOL_SIZE='%s' is not an integer in 1..%d; using %d", s, kMaxPoolSize,
+                      kDefaultPoolSize);
+        return kDefaultPoolSize;
     }
     return int(v);
 }

@@ -21,12 +21,21 @@ enum Family : unsigned {
     kPatchAll = (1u << 7) - 1,
 };
 bool patched(Family f);
+// As patched(), but `unknown` while GREENLD_PATCH has not been read yet,
+// without reading it: for calls that must not be the first to (sigaction
+// in a program that never starts a thread must not report a bad value),
+// and for signal handlers (reading it is not async-signal-safe).
+bool patched_if_known(Family f, bool unknown);
 // Parses a GREENLD_PATCH value; false (and *bad names the culprit) if an
 // entry is unknown.
 bool parse_patch(const char* text, unsigned* out, const char** bad, size_t* bad_len);
 
 int hubs();                 // GREENLD_HUBS, default: CPUs this process may use
 size_t stack_size();        // GREENLD_STACK_SIZE, default: as glibc (RLIMIT_STACK)
+// GREENLD_POOL_SIZE: threads of the blocking-call pool (pool.h) that run
+// io jobs at once, 1..kMaxPoolSize, default kDefaultPoolSize.
+constexpr int kDefaultPoolSize = 4, kMaxPoolSize = 256;
+int pool_size();
 
 // Parses "123", "64k", "8M", "1g" (powers of 1024). False if malformed.
 bool parse_size(const char* text, size_t* out);

@@ -39,10 +39,12 @@ void FdTable::reset(int fd, FdKind kind, bool user_nonblock, bool owned) {
     e->owned.store(owned, std::memory_order_relaxed);
     e->rd_ready.store(true, std::memory_order_relaxed);
     e->wr_ready.store(true, std::memory_order_relaxed);
+    e->read_nowait.store(false, std::memory_order_relaxed);
     e->rcv_timeout_ns.store(0, std::memory_order_relaxed);
     e->snd_timeout_ns.store(0, std::memory_order_relaxed);
     e->shutdown_mark.store(0, std::memory_order_relaxed);
     e->share_group.store(0, std::memory_order_relaxed);
+    e->file_nowait_unsupported.store(false, std::memory_order_relaxed);
     e->kind.store(kind, std::memory_order_release);
 }
 
@@ -66,11 +68,15 @@ FdKind FdTable::classify(int fd, FdEntry* e) {
     } else {
         kind = FdKind::pollable;
     }
+    // No file type: an anonymous inode (eventfd, timerfd, signalfd...), whose
+    // read_iter honours IOCB_NOWAIT; ttys and devices may not.
+    e->read_nowait.store(kind == FdKind::pollable && (st.st_mode & S_IFMT) == 0, std::memory_order_relaxed);
     long fl = native::sys(SYS_fcntl, fd, F_GETFL);
     // An fd we did not create: whatever O_NONBLOCK it has was set by this
     // program or whoever handed it over, so it is the program's view too.
     e->user_nonblock.store(fl >= 0 && (fl & O_NONBLOCK), std::memory_order_relaxed);
     e->kernel_nonblock.store(false, std::memory_order_relaxed);
+    e->file_nowait_unsupported.store(false, std::memory_order_relaxed);
     e->kind.store(kind, std::memory_order_release);
     return kind;
 }

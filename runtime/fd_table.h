@@ -35,10 +35,16 @@ struct FdEntry {
     std::atomic<bool> owned{false};            // created by this process through us
     std::atomic<bool> rd_ready{true};          // readiness hints: false = would block
     std::atomic<bool> wr_ready{true};
+    // A pollable fd whose reads honour RWF_NOWAIT (eventfd, timerfd,
+    // signalfd: anonymous inodes), so a read never has to wait first.
+    std::atomic<bool> read_nowait{false};
     std::atomic<uint32_t> generation{0};
     std::atomic<int64_t> rcv_timeout_ns{0};    // SO_RCVTIMEO, 0 = none
     std::atomic<int64_t> snd_timeout_ns{0};    // SO_SNDTIMEO
     std::atomic<uint64_t> hub_mask{0};         // hubs whose loop watches this fd
+    // A regular file whose filesystem refuses RWF_NOWAIT (procfs, sysfs...):
+    // its reads are made directly, with no page-cache probe (file_read.cpp).
+    std::atomic<bool> file_nowait_unsupported{false};
     // Non-zero when dup() & co. made this fd share its file description
     // (and so its O_NONBLOCK and socket options) with other fd numbers.
     std::atomic<uint32_t> share_group{0};

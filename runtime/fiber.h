@@ -9,7 +9,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cancel.h"
 #include "context.h"
+#include "signals.h"
 #include "stack.h"
 #include "tsd.h"
 
@@ -73,6 +75,8 @@ public:
     static constexpr uint32_t kDetached = 1, kFinished = 2;
     std::atomic<uint32_t> lifecycle{0};
 
+    signals::FiberSignals sig;  // mask, pending signals, why a wait was interrupted
+    cancel::FiberCancel cancel;  // pthread_cancel request, cancel state/type, cleanup buffers
     tsd::Table tsd;
     char name[16] = {};
     uint64_t created_ns = 0;

@@ -7,6 +7,8 @@
 #include "futex.h"
 #include "hub.h"
 #include "io.h"
+#include "signals.h"
+#include "pool.h"
 #include "stack.h"
 
 namespace greenld {
@@ -20,9 +22,11 @@ void prepare() {
     Runtime::get().lock_for_fork();
     stack_lock_for_fork();
     io_lock_for_fork();
+    BlockingPool::get().lock_for_fork();  // a leaf: held with no other lock
 }
 
 void parent() {
+    BlockingPool::get().unlock_after_fork(false);
     io_unlock_after_fork(false);
     stack_unlock_after_fork();
     Runtime::get().unlock_after_fork();
@@ -30,10 +34,12 @@ void parent() {
 }
 
 void child() {
+    BlockingPool::get().unlock_after_fork(true);
     io_unlock_after_fork(true);
     stack_unlock_after_fork();
     Runtime::get().unlock_after_fork();
     futex_unlock_after_fork(true);
+    signals::reset_in_child(Hub::current_fiber());
     Runtime::get().reset_in_child();
 }
 

@@ -5,6 +5,7 @@
 
 #include "hub.h"
 #include "native.h"
+#include "signals.h"
 
 namespace greenld {
 
@@ -13,6 +14,7 @@ namespace {
 struct FutexWaiter {
     const void* addr;
     Fiber* fiber;                       // null: a native thread
+    uint32_t bitset;
     std::atomic<uint32_t> native_word{0};
     FutexWaiter* prev = nullptr;
     FutexWaiter* next = nullptr;
@@ -59,23 +61,24 @@ void dequeue(Bucket& b, FutexWaiter* w) {
     w->queued = false;
 }
 
-// After a timeout: still queued means nobody woke us, and we leave.
-// Not queued means a waker took us first: that is a wake.
-int resolve_timeout(Bucket& b, FutexWaiter* w) {
+// After a timeout or an interruption: still queued means nobody woke us,
+// and we leave with `error`. Not queued means a waker took us first: that
+// is a wake, and the wake it counted is not lost.
+int resolve_unwoken(Bucket& b, FutexWaiter* w, int error) {
     native::LockGuard g(b.lock);
     if (w->queued) {
         dequeue(b, w);
-        return ETIMEDOUT;
+        return error;
     }
     return 0;
 }
 
 }  // namespace
 
-int futex_wait(std::atomic<uint32_t>* addr, uint32_t expected, Deadline deadline) {
+int futex_wait(std::atomic<uint32_t>* addr, uint32_t expected, Deadline deadline, uint32_t bitset) {
     Bucket& b = bucket_for(addr);
     Fiber* self = Hub::current_fiber();
-    FutexWaiter w{addr, self};
+    FutexWaiter w{addr, self, bitset};
     {
         native::LockGuard g(b.lock);
         // Checked under the bucket lock: a waker changes *addr before it
@@ -86,19 +89,25 @@ int futex_wait(std::atomic<uint32_t>* addr, uint32_t expected, Deadline deadline
         enqueue(b, &w);
     }
     if (self) {
-        if (self->hub->park_prepared(deadline) == WakeReason::timeout) return resolve_timeout(b, &w);
-        // Woken: the waker dequeued us under the lock before unparking.
-        return 0;
+        int rc;
+        switch (self->hub->park_prepared(deadline)) {
+            case WakeReason::timeout: rc = resolve_unwoken(b, &w, ETIMEDOUT); break;
+            case WakeReason::woken: rc = 0; break;  // the waker dequeued us under the lock before unparking
+            default: rc = resolve_unwoken(b, &w, EINTR); break;
+        }
+        // The safe point, once out of the bucket: signal handlers run here.
+        signals::deliver_pending(self);
+        return rc;
     }
     for (;;) {
         if (w.native_word.load(std::memory_order_acquire)) return 0;
         int64_t remaining = deadline.remaining_ns();
-        if (remaining == 0) return resolve_timeout(b, &w);
+        if (remaining == 0) return resolve_unwoken(b, &w, ETIMEDOUT);
         native::futex_wait(&w.native_word, 0, remaining);
     }
 }
 
-int futex_wake(const void* addr, int count) {
+int futex_wake(const void* addr, int count, uint32_t bitset) {
     Bucket& b = bucket_for(addr);
     std::atomic<uint32_t>* native_words[16];
     int n_native = 0, woken = 0;
@@ -107,7 +116,7 @@ int futex_wake(const void* addr, int count) {
         FutexWaiter* w = b.head;
         while (w && woken < count) {
             FutexWaiter* next = w->next;
-            if (w->addr == addr) {
+            if (w->addr == addr && (w->bitset & bitset)) {
                 dequeue(b, w);
                 ++woken;
                 if (w->fiber) {

@@ -16,12 +16,20 @@
 
 namespace greenld {
 
-// Returns 0 when woken (or spuriously), EAGAIN if *addr != expected at the
-// time of the call, ETIMEDOUT when the deadline passed.
-int futex_wait(std::atomic<uint32_t>* addr, uint32_t expected, Deadline deadline = Deadline::never());
+// A waiter's bitset and a wake's bitset must share a bit for the wake to
+// take that waiter (the kernel's FUTEX_WAIT_BITSET/FUTEX_WAKE_BITSET).
+constexpr uint32_t kFutexBitsetAny = ~0u;
 
-// Wakes up to `count` waiters on addr, oldest first. Returns how many.
-int futex_wake(const void* addr, int count);
+// Returns 0 when woken (or spuriously), EAGAIN if *addr != expected at the
+// time of the call, ETIMEDOUT when the deadline passed, EINTR when a fiber's
+// park was interrupted (signal, pthread_cancel: WakeReason::interrupted) and
+// no wake took it first.
+int futex_wait(std::atomic<uint32_t>* addr, uint32_t expected, Deadline deadline = Deadline::never(),
+               uint32_t bitset = kFutexBitsetAny);
+
+// Wakes up to `count` waiters on addr whose bitset meets `bitset`, oldest
+// first. Returns how many.
+int futex_wake(const void* addr, int count, uint32_t bitset = kFutexBitsetAny);
 
 // fork(): every bucket lock is taken before and released after, so the
 // child never inherits one held by a thread that no longer exists.

@@ -8,11 +8,13 @@
 #include <cstdlib>
 #include <new>
 
+#include "cancel.h"
 #include "config.h"
 #include "diag.h"
 #include "futex.h"
 #include "io.h"
 #include "sanitizer.h"
+#include "signals.h"
 #include "fork.h"
 
 namespace greenld {
@@ -32,6 +34,7 @@ void fiber_entry(void* arg) {
     sanitizer::finish_switch(nullptr);
     auto* f = static_cast<Fiber*>(arg);
     errno = 0;  // a new thread starts with errno 0, not its hub's last value
+    signals::fiber_started(f);
     f->result = f->start(f->arg);
     Hub* hub = Hub::current();
     // A fiber that forked goes on in the child as its only, native thread;
@@ -61,6 +64,7 @@ Hub::Hub(int index) : index_(index) {
 void* Hub::thread_main(void* arg) {
     auto* hub = static_cast<Hub*>(arg);
     t_hub = hub;
+    signals::hub_thread_started(hub);
     hub->native_handle_.store(pthread_self(), std::memory_order_release);
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
@@ -122,11 +126,31 @@ void Hub::prepare_park() {
     Fiber* self = t_fiber;
     self->wake_reason = WakeReason::none;
     self->wake_error = 0;
+    self->sig.handler_ran = false;
     self->state.store(FiberState::parked, std::memory_order_release);
 }
 
 WakeReason Hub::park_prepared(Deadline deadline) {
     Fiber* self = t_fiber;
+    // A signal reached this fiber while it was runnable: its wait is
+    // interrupted before it begins (the unpark that would have ended it
+    // found the fiber not parked). Unless a waker already queued it.
+    if (__builtin_expect(signals::deliverable(self), 0)) {
+        FiberState expected = FiberState::parked;
+        if (self->state.compare_exchange_strong(expected, FiberState::running, std::memory_order_acq_rel)) {
+            self->wake_reason = WakeReason::interrupted;
+            return WakeReason::interrupted;
+        }
+    }
+    // A pthread_cancel request for a fiber inside a cancellation point ends
+    // the park at once, like a signal (cancel.h).
+    if (__builtin_expect(cancel::interrupts_park(self), 0)) {
+        FiberState expected = FiberState::parked;
+        if (self->state.compare_exchange_strong(expected, FiberState::running, std::memory_order_acq_rel)) {
+            self->wake_reason = WakeReason::interrupted;
+            return WakeReason::interrupted;
+        }
+    }
     const bool timed = !deadline.is_never();
     if (timed) {
         // ev_now() is the time of the last poll and may be stale; a timer set
@@ -138,6 +162,7 @@ WakeReason Hub::park_prepared(Deadline deadline) {
     }
     switch_out(self);
     if (timed) ev_timer_stop(loop_, &self->timer);
+    cancel::park_ended(self, self->wake_reason);
     return self->wake_reason;
 }
 
@@ -151,11 +176,13 @@ void Hub::yield() {
     self->state.store(FiberState::runnable, std::memory_order_relaxed);
     make_runnable_local(self);
     switch_out(self);
+    signals::deliver_pending(self);
 }
 
 void Hub::exit_current() {
     Fiber* self = t_fiber;
     self->tsd.run_destructors();
+    signals::fiber_exiting(self);
     self->state.store(FiberState::dead, std::memory_order_release);
     fibers_alive.fetch_sub(1, std::memory_order_relaxed);
     if (Runtime::get().program_threads.fetch_sub(1, std::memory_order_acq_rel) == 1) exit(0);
@@ -219,6 +246,14 @@ void Hub::on_wakeup_fd(struct ev_loop*, ev_io* w, int) {
     // the eventfd again, or it would sit in the queue until the next event.
     hub->wake_pending_.store(false, std::memory_order_seq_cst);
     hub->drain_remote();
+    signals::on_hub_wakeup(hub);
+}
+
+void Hub::wake_from_signal() {
+    // Always written (no wake_pending_ merging): the flag's owner may be the
+    // very code this signal interrupted.
+    uint64_t one = 1;
+    native::sys(SYS_write, wakeup_fd_, reinterpret_cast<long>(&one), sizeof one);
 }
 
 void Hub::drain_remote() {
@@ -326,6 +361,7 @@ int Runtime::spawn(void* (*start)(void*), void* arg, const FiberOptions& opts, F
     ev_init(&f->timer, Hub::on_timer);
     f->timer.data = f;
     f->remote.run = run_fiber_item;
+    signals::fiber_spawned(f);
     context_make(&f->ctx, f->stack.top(), fiber_entry, f);
     f->hub->fibers_alive.fetch_add(1, std::memory_order_relaxed);
     program_threads.fetch_add(1, std::memory_order_relaxed);

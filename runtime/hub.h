@@ -61,6 +61,8 @@ public:
     static bool unpark(Fiber* f, WakeReason reason = WakeReason::woken, int error = 0);
     // Runs `item->run(hub, item)` on this hub's thread.
     void post(RemoteItem* item);
+    // Wakes the hub's loop; async-signal-safe (signals.cpp's trampoline).
+    void wake_from_signal();
 
     int index() const { return index_; }
     // The hub's OS thread, for calls that must reach a real thread.

@@ -8,9 +8,11 @@
 #include <new>
 
 #include "diag.h"
+#include "cancel.h"
 #include "futex.h"
 #include "fd_table.h"
 #include "hub.h"
+#include "signals.h"
 
 namespace greenld {
 
@@ -331,6 +333,9 @@ int wait_fd(int fd, unsigned events, Deadline deadline) {
     arm(hub, self, &it, 1);
     WakeReason why = hub->park_prepared(deadline);
     disarm(&it, 1);
+    // The safe point: the wait is undone, the handlers may run.
+    if (signals::deliver_pending(self)) return EINTR;
+    if (why == WakeReason::interrupted && cancel::delivered(self)) return EINTR;  // pthread_cancel
     if (it.entry->generation.load(std::memory_order_acquire) != it.generation) return EBADF;
     switch (why) {
         case WakeReason::timeout: return ETIMEDOUT;
@@ -358,6 +363,8 @@ int wait_fds(const FdInterest* fds, size_t n, Deadline deadline) {
     WakeReason why = hub->park_prepared(deadline);
     disarm(list, armed);
     if (list != small) delete[] list;
+    if (signals::deliver_pending(self)) return EINTR;
+    if (why == WakeReason::interrupted && cancel::delivered(self)) return EINTR;  // pthread_cancel
     return why == WakeReason::timeout ? ETIMEDOUT : 0;
 }
 

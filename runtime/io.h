@@ -41,13 +41,16 @@ IoSlot* io_slot_create(Hub* hub, int fd);
 // kWaitWrite), the deadline passes, or the wait is cancelled. Returns 0
 // (ready: the caller retries its call, which may still find EAGAIN if
 // another waiter got there first), ETIMEDOUT, EBADF (the fd was closed
-// meanwhile) or the errno given to cancel_wait. Outside a fiber it blocks
-// the OS thread in ppoll with the same contract.
+// meanwhile), the errno given to cancel_wait, or EINTR: a signal handler
+// ran in the fiber (signals::restarts() says if the call goes on). Outside
+// a fiber it blocks the OS thread in ppoll with the same contract (a
+// handler there is the kernel's business: the wait goes on).
 int wait_fd(int fd, unsigned events, Deadline deadline);
 
 // A fiber's wait for the first of several fds (poll, select, epoll_wait):
 // returns 0 when one of them may be ready or was closed or cancelled (the
-// caller asks the kernel which), ETIMEDOUT at the deadline. Fibers only.
+// caller asks the kernel which), ETIMEDOUT at the deadline, EINTR if a
+// signal handler ran. Fibers only.
 struct FdInterest {
     int fd;
     unsigned events;  // kWaitRead | kWaitWrite; 0 or fd < 0: ignored

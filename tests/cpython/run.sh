@@ -164,6 +164,9 @@ attempt() {
     local -a margs=($(module_args "$module")) rargs=(${REGRTEST_ARGS:-})
     set +f
     start=$EPOCHREALTIME
+    # Each run gets a fresh working folder: a test (or a tmp cleaner) that
+    # removed the previous one must not make the next run fail to start.
+    rm -rf "$scratch"; mkdir -p "$scratch" || return 2
     (cd "$scratch" && exec timeout -s USR1 -k 20 "$TIMEOUT" \
         env "${DEFSIG[@]}" "${pre[@]}" "$PYTHON" "${DRIVER[@]}" -v "${rargs[@]}" "${margs[@]}" "${ign[@]}" "$module") \
         </dev/null >"$log" 2>&1 &

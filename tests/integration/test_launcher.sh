@@ -78,12 +78,12 @@ FAKE_LIB=$(readlink -f -- "$TMP/lib/libgreenld.so")
 echo "# build dir $BUILD_DIR not needed; fake library: copy of $fake_src"
 export GREENLD_LIBRARY=$FAKE_LIB
 # Start from a clean slate whatever the caller's environment holds.
-unset LD_PRELOAD GREENLD_HUBS GREENLD_STACK_SIZE
+unset LD_PRELOAD GREENLD_HUBS GREENLD_STACK_SIZE GREENLD_POOL_SIZE
 
 # ------------------------------------------------------------------ cases --
 
 run --help
-[[ $rc == 0 && $out == Usage:* && $out == *--hubs* && $out == *--stack-size* && -z $err ]]
+[[ $rc == 0 && $out == Usage:* && $out == *--hubs* && $out == *--stack-size* && $out == *--pool-size* && -z $err ]]
 check "--help prints usage on stdout and exits 0" $? "$(describe)"
 
 run --version
@@ -121,6 +121,34 @@ for v in "--stack-size 12x" "--stack-size=8k" "--stack-size 2g" "--stack-size=1.
     [[ $rc == 2 && $err == *"invalid value for --stack-size"* ]]
     check "$v exits 2 naming --stack-size" $? "$(describe)"
 done
+
+for v in "--pool-size=abc" "--pool-size 0" "--pool-size 257" "--pool-size=" "--pool-size -1" \
+         "--pool-size 2.5" "--pool-size 4k" "--pool-size 99999999999999999999"; do
+    # shellcheck disable=SC2086
+    run $v -- true
+    [[ $rc == 2 && $err == *"invalid value for --pool-size"* && $err == *"1..256"* ]]
+    check "$v exits 2 naming --pool-size" $? "$(describe)"
+done
+
+run --pool-size
+[[ $rc == 2 && $err == *"--pool-size"* && $err == *"requires a value"* ]]
+check "--pool-size without a value exits 2" $? "$(describe)"
+
+run --pool-size 8 -- env
+[[ $rc == 0 && $'\n'$out$'\n' == *$'\n'GREENLD_POOL_SIZE=8$'\n'* ]]
+check "--pool-size 8 exports GREENLD_POOL_SIZE=8" $? "$(describe)"
+
+run --pool-size=0256 -- env
+[[ $rc == 0 && $'\n'$out$'\n' == *$'\n'GREENLD_POOL_SIZE=256$'\n'* ]]
+check "--pool-size=0256 (the maximum, leading zero) exports GREENLD_POOL_SIZE=256" $? "$(describe)"
+
+out=$(GREENLD_POOL_SIZE=3 "$GL" -- env); rc=$?; err=
+[[ $rc == 0 && $'\n'$out$'\n' == *$'\n'GREENLD_POOL_SIZE=3$'\n'* ]]
+check "GREENLD_POOL_SIZE from the environment passes through" $? "$(describe)"
+
+out=$(GREENLD_POOL_SIZE=3 "$GL" --pool-size 1 -- env); rc=$?; err=
+[[ $rc == 0 && $'\n'$out$'\n' == *$'\n'GREENLD_POOL_SIZE=1$'\n'* && $out != *GREENLD_POOL_SIZE=3* ]]
+check "--pool-size overrides GREENLD_POOL_SIZE from the environment" $? "$(describe)"
 
 run
 [[ $rc == 2 && $err == *"no command"* && $err == *"Try 'greenld --help'."* ]]

@@ -1,0 +1,702 @@
+#include "signals.h"
+
+#include "hub.h"
+#include <link.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+#include "config.h"
+#include "diag.h"
+#include "fd_table.h"
+#include "hub.h"
+#include "io.h"
+#include "native.h"
+
+namespace greenld::signals {
+
+namespace {
+
+// ---------------------------------------------------------------- kernel
+
+// The kernel's struct sigaction (x86_64/aarch64 layout): what rt_sigaction
+// takes, not glibc's larger struct.
+struct KernelAction {
+    void* handler;
+    unsigned long flags;
+    void* restorer;
+    Mask mask;
+};
+
+long set_thread_mask(Mask m) { return native::sys(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&m), 0, 8); }
+
+void reset_kernel_action(int sig) {
+    KernelAction ka{};
+    ka.handler = reinterpret_cast<void*>(SIG_DFL);
+    native::sys(SYS_rt_sigaction, sig, reinterpret_cast<long>(&ka), 0, 8);
+}
+
+void send_to_this_thread(int sig) {
+    native::sys(SYS_tgkill, native::sys(SYS_getpid), native::gettid(), sig);
+}
+
+int lowest(Mask m) { return __builtin_ctzll(m) + 1; }
+
+void on_signal(int sig, siginfo_t* info, void* ucv);
+
+// Faults go to the thread that caused them: never blocked on a hub (a
+// blocked fault kills the process) and never routed.
+constexpr Mask kSynchronous = bit(SIGSEGV) | bit(SIGBUS) | bit(SIGFPE) | bit(SIGILL) | bit(SIGTRAP) | bit(SIGSYS);
+constexpr Mask kNeverBlockOnHub = kSynchronous | kUnblockable;
+
+bool ignored_by_default(int sig) {
+    return sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
+}
+
+// ---------------------------------------------------------------- records
+
+// The program's dispositions. Atomics, read by the trampoline; a sigaction
+// racing a delivery may pair an old handler with new flags, as a torn
+// update would natively be impossible but no program can rely on the order.
+std::atomic<void*> g_handler[kMaxSignal + 1];
+std::atomic<Mask> g_mask[kMaxSignal + 1];
+std::atomic<int> g_flags[kMaxSignal + 1];
+
+// ---------------------------------------------------------------- hubs
+
+struct HubSignals {
+    // Filled by the trampoline (signal context), emptied on the hub thread.
+    std::atomic<Mask> arrived{0};
+    siginfo_t info[kMaxSignal];
+    // Hub-thread only.
+    int blocking[kMaxSignal];  // fibers of the hub blocking each signal
+    int fibers = 0;
+    Mask kernel_mask = 0;      // what the hub thread's kernel mask is
+    long tid = 0;              // the hub thread's kernel id
+    Fiber* head = nullptr;     // the hub's started fibers
+};
+
+HubSignals g_hubs[Runtime::kMaxHubs];
+
+HubSignals& state(Hub* hub) { return g_hubs[hub->index()]; }
+
+void count(HubSignals& hs, Mask from, Mask to) {
+    for (Mask d = from ^ to; d; d &= d - 1) {
+        int i = __builtin_ctzll(d);
+        hs.blocking[i] += (to >> i) & 1 ? 1 : -1;
+    }
+}
+
+Mask wanted_kernel_mask(const HubSignals& hs) {
+    if (hs.fibers == 0) return ~kNeverBlockOnHub;
+    Mask m = 0;
+    for (int i = 0; i < kMaxSignal; ++i)
+        if (hs.blocking[i] == hs.fibers) m |= Mask(1) << i;
+    return m & ~kNeverBlockOnHub;
+}
+
+// Called on the hub thread. A hub left without fibers keeps its mask: a
+// signal that lands there anyway is sent back to the process (route()).
+void sync_kernel_mask(HubSignals& hs, bool even_without_fibers = false) {
+    if (hs.fibers == 0 && !even_without_fibers) return;
+    Mask m = wanted_kernel_mask(hs);
+    if (m == hs.kernel_mask) return;
+    hs.kernel_mask = m;
+    set_thread_mask(m);
+}
+
+// The mask a fiber has, for counting and the kernel mask; no delivery.
+void apply_mask(Fiber* f, Mask m) {
+    m &= ~kUnblockable;
+    if (f->sig.listed) {
+        HubSignals& hs = state(f->hub);
+        count(hs, f->sig.blocked, m);
+        f->sig.blocked = m;
+        sync_kernel_mask(hs);
+    } else {
+        f->sig.blocked = m;
+    }
+}
+
+Mask accepted_by(const Fiber* f) { return ~(f->sig.blocked | f->sig.waiting); }
+
+siginfo_t synthesized_info(int sig, int code) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    info.si_signo = sig;
+    info.si_code = code;
+    info.si_pid = int(native::sys(SYS_getpid));
+    info.si_uid = unsigned(native::sys(SYS_getuid));
+    return info;
+}
+
+// Makes `sig` pending for `f` with `info`. On f's hub thread, never in
+// signal context (it may allocate).
+void assign(Fiber* f, int sig, const siginfo_t& info) {
+    if (!f->sig.infos) f->sig.infos = new (std::nothrow) siginfo_t[kMaxSignal];
+    if (f->sig.infos) f->sig.infos[sig - 1] = info;
+    f->sig.pending.fetch_or(bit(sig), std::memory_order_relaxed);
+}
+
+siginfo_t info_of(const Fiber* f, int sig) {
+    if (f->sig.infos) return f->sig.infos[sig - 1];
+    return synthesized_info(sig, SI_USER);
+}
+
+// Ends the fiber's park if `sig` (just made pending) will do something
+// there: run a handler, take a default action, or end its sigwait. An
+// ignored signal interrupts nothing, as the kernel discards it.
+void interrupt(Fiber* f, int sig) {
+    if (f->sig.waiting & bit(sig)) {
+        Hub::unpark(f, WakeReason::interrupted);
+        return;
+    }
+    if (f->sig.blocked & bit(sig)) return;
+    void* h = g_handler[sig].load(std::memory_order_relaxed);
+    if (h == reinterpret_cast<void*>(SIG_IGN) || (h == reinterpret_cast<void*>(SIG_DFL) && ignored_by_default(sig))) {
+        f->sig.pending.fetch_and(~bit(sig), std::memory_order_relaxed);
+        return;
+    }
+    Hub::unpark(f, WakeReason::interrupted);
+}
+
+// Moves the hub's queued signals in `bits` to the fiber.
+void claim(HubSignals& hs, Fiber* f, Mask bits) {
+    for (; bits; bits &= bits - 1) {
+        int sig = lowest(bits);
+        if (!(hs.arrived.fetch_and(~bit(sig), std::memory_order_acq_rel) & bit(sig))) continue;
+        assign(f, sig, hs.info[sig - 1]);
+    }
+}
+
+// ---------------------------------------------------------------- handlers
+
+void call_handler(int sig, const Action& a, siginfo_t* info, void* uc) {
+    if (a.flags & SA_SIGINFO)
+        reinterpret_cast<void (*)(int, siginfo_t*, void*)>(a.handler)(sig, info, uc);
+    else
+        reinterpret_cast<void (*)(int)>(a.handler)(sig);
+}
+
+void reset_to_default(int sig) {
+    g_handler[sig].store(reinterpret_cast<void*>(SIG_DFL), std::memory_order_relaxed);
+    g_flags[sig].store(0, std::memory_order_relaxed);
+    g_mask[sig].store(0, std::memory_order_relaxed);
+    reset_kernel_action(sig);
+}
+
+// The default action of a signal we had caught (the program set SIG_DFL
+// after it arrived, or SA_RESETHAND): re-raised for real on this thread,
+// whose kernel mask lets it through, so the kernel terminates or stops the
+// process exactly as it would have.
+void default_action(int sig) {
+    if (ignored_by_default(sig)) return;
+    KernelAction cur{};
+    native::sys(SYS_rt_sigaction, sig, 0, reinterpret_cast<long>(&cur), 8);
+    if (cur.handler == reinterpret_cast<void*>(SIG_IGN)) return;
+    if (cur.handler == reinterpret_cast<void*>(&on_signal)) {
+        reset_kernel_action(sig);
+    } else if (cur.handler != reinterpret_cast<void*>(SIG_DFL)) {
+        return;  // a handler installed behind our back: the kernel calls it directly
+    }
+    send_to_this_thread(sig);
+}
+
+// Runs a handler for a fiber at a safe point, on the fiber's own stack,
+// with the fiber's mask | sa_mask | sig applied, as the kernel would.
+// Returns true if a handler function ran.
+bool run_for_fiber(Fiber* f, int sig, siginfo_t* info) {
+    Action a = action(sig);
+    if (a.handler == reinterpret_cast<void*>(SIG_IGN)) return false;
+    if (a.handler == reinterpret_cast<void*>(SIG_DFL)) {
+        default_action(sig);
+        return false;
+    }
+    const Mask saved = f->sig.blocked;
+    apply_mask(f, saved | a.mask | ((a.flags & SA_NODEFER) ? 0 : bit(sig)));
+    if (a.flags & SA_RESETHAND) reset_to_default(sig);
+    // The third argument of a SA_SIGINFO handler: no register state (the
+    // fiber was not interrupted by the kernel), but the mask it restores.
+    ucontext_t uc;
+    memset(&uc, 0, sizeof uc);
+    memcpy(&uc.uc_sigmask, &saved, sizeof saved);
+    const int saved_errno = errno;
+    call_handler(sig, a, info, &uc);
+    errno = saved_errno;
+    apply_mask(f, saved);
+    return true;
+}
+
+// ---------------------------------------------------------------- trampoline
+
+// Executable ranges of our own code and libev's: a fiber interrupted there
+// is inside the runtime (a lock, a run queue, the loop may be mid-change),
+// so its handler waits for the next safe point instead of running inline.
+struct TextRange {
+    uintptr_t lo, hi;
+};
+TextRange g_runtime_text[8];
+std::atomic<int> g_runtime_text_count{0};
+
+bool in_runtime(uintptr_t pc) {
+    const int n = g_runtime_text_count.load(std::memory_order_acquire);
+    for (int i = 0; i < n; ++i)
+        if (pc >= g_runtime_text[i].lo && pc < g_runtime_text[i].hi) return true;
+    return false;
+}
+
+uintptr_t interrupted_pc(void* ucv) {
+    auto* uc = static_cast<ucontext_t*>(ucv);
+#if defined(__x86_64__)
+    return uintptr_t(uc->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+    return uintptr_t(uc->uc_mcontext.pc);
+#endif
+}
+
+void queue_on_hub(Hub* hub, int sig, const siginfo_t* info) {
+    HubSignals& hs = state(hub);
+    hs.info[sig - 1] = *info;
+    hs.arrived.fetch_or(bit(sig), std::memory_order_release);
+    hub->wake_from_signal();
+}
+
+// The running fiber accepts the signal and was in program code: run the
+// handler right here, as the kernel interrupts a running thread. The kernel
+// has already blocked sa_mask|sig on the hub thread; the fiber's own mask
+// says so too for the duration.
+void run_inline(Hub* hub, Fiber* f, int sig, siginfo_t* info, void* ucv) {
+    HubSignals& hs = state(hub);
+    const Action a = action(sig);
+    if (a.handler == reinterpret_cast<void*>(SIG_IGN)) return;
+    if (a.handler == reinterpret_cast<void*>(SIG_DFL)) {
+        default_action(sig);
+        return;
+    }
+    const Mask saved = f->sig.blocked;
+    const Mask kernel_before = hs.kernel_mask;
+    const Mask during = (saved | a.mask | ((a.flags & SA_NODEFER) ? 0 : bit(sig))) & ~kUnblockable;
+    count(hs, saved, during);
+    f->sig.blocked = during;
+    if (a.flags & SA_RESETHAND) reset_to_default(sig);
+    call_handler(sig, a, info, ucv);
+    count(hs, f->sig.blocked, saved);
+    f->sig.blocked = saved;
+    // The kernel restores the interrupted mask at sigreturn; if the handler
+    // changed masks meanwhile, restore what the hub needs now instead.
+    const Mask now = wanted_kernel_mask(hs);
+    if (hs.fibers && now != kernel_before) {
+        hs.kernel_mask = now;
+        memcpy(&static_cast<ucontext_t*>(ucv)->uc_sigmask, &now, sizeof now);
+    }
+}
+
+void on_signal(int sig, siginfo_t* info, void* ucv) {
+    const int saved_errno = errno;
+    Hub* hub = Hub::current();
+    Fiber* f = Hub::current_fiber();
+    if (!hub || !config::patched_if_known(config::kPatchSignal, true)) {
+        // The main thread or another native thread (or the signal family is
+        // not patched): as the kernel would.
+        Action a = action(sig);
+        if (a.handler == reinterpret_cast<void*>(SIG_DFL)) {
+            default_action(sig);
+        } else if (a.handler != reinterpret_cast<void*>(SIG_IGN)) {
+            if (a.flags & SA_RESETHAND) reset_to_default(sig);
+            call_handler(sig, a, info, ucv);
+        }
+    } else if (f && (accepted_by(f) & bit(sig)) && !in_runtime(interrupted_pc(ucv))) {
+        run_inline(hub, f, sig, info, ucv);
+    } else {
+        queue_on_hub(hub, sig, info);
+    }
+    errno = saved_errno;
+}
+
+int note_text(dl_phdr_info* info, size_t, void*) {
+    const uintptr_t ours = reinterpret_cast<uintptr_t>(&on_signal);
+    const uintptr_t loop = reinterpret_cast<uintptr_t>(&ev_run);
+    for (int pass = 0; pass < 2; ++pass) {
+        bool holds = false;
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+            const ElfW(Phdr)& p = info->dlpi_phdr[i];
+            if (p.p_type != PT_LOAD || !(p.p_flags & PF_X)) continue;
+            uintptr_t lo = info->dlpi_addr + p.p_vaddr, hi = lo + p.p_memsz;
+            if (pass == 0 && ((ours >= lo && ours < hi) || (loop >= lo && loop < hi))) holds = true;
+            if (pass == 1) {
+                int n = g_runtime_text_count.load(std::memory_order_relaxed);
+                if (n < 8) {
+                    g_runtime_text[n] = TextRange{lo, hi};
+                    g_runtime_text_count.store(n + 1, std::memory_order_release);
+                }
+            }
+        }
+        if (!holds) break;
+    }
+    return 0;
+}
+
+// Routes a signal the hub's trampoline queued: a fiber waiting for it in
+// sigwait, else one that accepts it (parked first: it is interrupted).
+Fiber* choose(HubSignals& hs, int sig) {
+    Fiber* parked = nullptr;
+    Fiber* any = nullptr;
+    for (Fiber* f = hs.head; f; f = f->sig.next) {
+        if (f->sig.waiting & bit(sig)) return f;
+        if (f->sig.blocked & bit(sig)) continue;
+        if (!parked && f->state.load(std::memory_order_relaxed) == FiberState::parked) parked = f;
+        if (!any) any = f;
+    }
+    return parked ? parked : any;
+}
+
+// Nobody on this hub accepts it any more (masks changed since the kernel
+// chose this thread): block it here and give it back to the process, so
+// the kernel picks another thread or keeps it pending for sigwait. The
+// kernel refuses a queued signal claiming to come from kill() or tgkill()
+// when not sent to the sender itself, so such info is re-marked SI_QUEUE
+// (si_pid and si_uid keep their place).
+void give_back(HubSignals& hs, int sig, siginfo_t info) {
+    sync_kernel_mask(hs, true);
+    if (!(hs.kernel_mask & bit(sig))) {
+        hs.kernel_mask |= bit(sig);
+        set_thread_mask(hs.kernel_mask);
+    }
+    if (info.si_code >= 0 || info.si_code == SI_TKILL) info.si_code = SI_QUEUE;
+    long rc = native::sys(SYS_rt_sigqueueinfo, native::sys(SYS_getpid), sig, reinterpret_cast<long>(&info));
+    if (rc < 0) native::sys(SYS_kill, native::sys(SYS_getpid), sig);
+}
+
+struct KillItem {
+    RemoteItem item;
+    Fiber* target;
+    int sig;
+    siginfo_t info;
+};
+
+void run_kill_item(Hub*, RemoteItem* item) {
+    auto* k = reinterpret_cast<KillItem*>(item);
+    if (k->target->state.load(std::memory_order_acquire) != FiberState::dead) {
+        assign(k->target, k->sig, k->info);
+        interrupt(k->target, k->sig);
+    }
+    delete k;
+}
+
+void forget(HubSignals& hs) {
+    hs.arrived.store(0, std::memory_order_relaxed);
+    for (int& b : hs.blocking) b = 0;
+    hs.fibers = 0;
+    hs.kernel_mask = 0;
+    hs.head = nullptr;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- records
+
+bool intercepted(int sig) {
+    if (sig < 1 || sig > kMaxSignal || sig == 32 || sig == 33) return false;
+    return !(bit(sig) & (kSynchronous | bit(SIGKILL) | bit(SIGSTOP)));
+}
+
+Action action(int sig) {
+    Action a;
+    a.handler = g_handler[sig].load(std::memory_order_acquire);
+    a.mask = g_mask[sig].load(std::memory_order_relaxed);
+    a.flags = g_flags[sig].load(std::memory_order_relaxed);
+    return a;
+}
+
+Action record(int sig, const Action& a) {
+    Action old = action(sig);
+    g_mask[sig].store(a.mask, std::memory_order_relaxed);
+    g_flags[sig].store(a.flags, std::memory_order_relaxed);
+    g_handler[sig].store(a.handler, std::memory_order_release);
+    return old;
+}
+
+void* trampoline() { return reinterpret_cast<void*>(&on_signal); }
+
+namespace {
+std::atomic<long> g_owner_pid{0};  // the process whose records these are
+}
+
+bool in_memory_sharing_child() {
+    const long owner = g_owner_pid.load(std::memory_order_relaxed);
+    return owner && native::sys(SYS_getpid) != owner;
+}
+
+void prepare() {
+    static std::atomic<int> done{0};
+    int expected = 0;
+    if (!done.compare_exchange_strong(expected, 1)) {
+        while (done.load(std::memory_order_acquire) != 2) native::futex_wait(reinterpret_cast<std::atomic<uint32_t>*>(&done), 1, 1000000);
+        return;
+    }
+    g_owner_pid.store(native::sys(SYS_getpid), std::memory_order_relaxed);
+    dl_iterate_phdr(note_text, nullptr);
+    // Dispositions inherited through exec (SIG_IGN survives it) were never
+    // set through sigaction here: learn them from the kernel.
+    for (int sig = 1; sig <= kMaxSignal; ++sig) {
+        if (!intercepted(sig)) continue;
+        KernelAction cur{};
+        if (native::sys(SYS_rt_sigaction, sig, 0, reinterpret_cast<long>(&cur), 8) == 0 &&
+            cur.handler == reinterpret_cast<void*>(SIG_IGN) && !g_handler[sig].load(std::memory_order_relaxed))
+            g_handler[sig].store(cur.handler, std::memory_order_relaxed);
+    }
+    done.store(2, std::memory_order_release);
+}
+
+// ---------------------------------------------------------------- masks
+
+Mask thread_mask() {
+    Mask m = 0;
+    native::sys(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&m), 8);
+    return m;
+}
+
+bool set_mask(Fiber* f, Mask mask) {
+    apply_mask(f, mask);
+    return deliver_pending(f);
+}
+
+// ---------------------------------------------------------------- safe points
+
+bool deliverable(const Fiber* f) {
+    const Mask accept = accepted_by(f);
+    return ((f->sig.pending.load(std::memory_order_relaxed) |
+             g_hubs[f->hub->index()].arrived.load(std::memory_order_relaxed)) &
+            accept) != 0;
+}
+
+bool deliver_pending(Fiber* f) {
+    if (!f) return false;
+    HubSignals& hs = state(f->hub);
+    bool ran = false, restart = true;
+    for (;;) {
+        const Mask accept = accepted_by(f);
+        if (Mask queued = hs.arrived.load(std::memory_order_acquire) & accept) claim(hs, f, queued);
+        const Mask ready = f->sig.pending.load(std::memory_order_relaxed) & accept;
+        if (!ready) break;
+        const int sig = lowest(ready);
+        siginfo_t info = info_of(f, sig);
+        f->sig.pending.fetch_and(~bit(sig), std::memory_order_relaxed);
+        const int flags = action(sig).flags;
+        if (run_for_fiber(f, sig, &info)) {
+            ran = true;
+            restart = restart && (flags & SA_RESTART);
+        }
+    }
+    if (ran) {
+        f->sig.handler_ran = true;
+        f->sig.handlers_restart = restart;
+    }
+    return ran;
+}
+
+bool restarts(Deadline deadline) {
+    Fiber* f = Hub::current_fiber();
+    if (!f) return false;
+    // Interrupted with no handler run (ignored, a stop and continue):
+    // nothing for the program to see, the call goes on.
+    if (!f->sig.handler_ran) return true;
+    return deadline.is_never() && f->sig.handlers_restart;
+}
+
+// ---------------------------------------------------------------- waits
+
+int sleep_until(Deadline deadline) {
+    Fiber* f = Hub::current_fiber();
+    while (!deadline.passed()) {
+        f->hub->park(deadline);
+        if (deliver_pending(f)) return EINTR;
+    }
+    return 0;
+}
+
+void suspend(Mask mask) {
+    Fiber* f = Hub::current_fiber();
+    const Mask saved = f->sig.blocked;
+    apply_mask(f, mask);
+    while (!deliver_pending(f)) f->hub->park();
+    apply_mask(f, saved);
+    deliver_pending(f);
+}
+
+int wait_for(Mask set, siginfo_t* info, Deadline deadline) {
+    Fiber* f = Hub::current_fiber();
+    HubSignals& hs = state(f->hub);
+    set &= ~kUnblockable;
+    int sfd = -1, result = 0;
+    for (;;) {
+        if (Mask queued = hs.arrived.load(std::memory_order_acquire) & set) claim(hs, f, queued);
+        if (Mask own = f->sig.pending.load(std::memory_order_relaxed) & set) {
+            result = lowest(own);
+            f->sig.pending.fetch_and(~bit(result), std::memory_order_relaxed);
+            if (info) *info = info_of(f, result);
+            break;
+        }
+        // The process's pending signals (and the hub thread's): a signalfd
+        // dequeues them, and the fiber parks on it like on any other fd.
+        if (sfd < 0) {
+            long fd = native::sys(SYS_signalfd4, -1, reinterpret_cast<long>(&set), 8, SFD_NONBLOCK | SFD_CLOEXEC);
+            if (fd < 0) {
+                diag::message("cannot create a signalfd for sigwait (errno %ld); waiting by polling", -fd);
+                if (deadline.passed()) return -EAGAIN;
+                Deadline tick = Deadline::after_ns(10000000);
+                if (sleep_until(tick.mono_ns < deadline.mono_ns ? tick : deadline) == EINTR) return -EINTR;
+                continue;
+            }
+            sfd = int(fd);
+            if (FdEntry* e = FdTable::get().entry(sfd)) e->kind.store(FdKind::pollable, std::memory_order_release);
+        }
+        signalfd_siginfo ssi;
+        if (native::sys(SYS_read, sfd, reinterpret_cast<long>(&ssi), sizeof ssi) == long(sizeof ssi)) {
+            result = int(ssi.ssi_signo);
+            if (info) {
+                memset(info, 0, sizeof *info);
+                info->si_signo = int(ssi.ssi_signo);
+                info->si_errno = ssi.ssi_errno;
+                info->si_code = ssi.ssi_code;
+                info->si_pid = int(ssi.ssi_pid);
+                info->si_uid = ssi.ssi_uid;
+                if (ssi.ssi_signo == SIGCHLD) {
+                    info->si_status = ssi.ssi_status;
+                    info->si_utime = clock_t(ssi.ssi_utime);
+                    info->si_stime = clock_t(ssi.ssi_stime);
+                } else {
+                    info->si_value.sival_ptr = reinterpret_cast<void*>(ssi.ssi_ptr);
+                }
+            }
+            break;
+        }
+        f->sig.waiting = set;
+        const int rc = wait_fd(sfd, kWaitRead, deadline);
+        f->sig.waiting = 0;
+        if (rc == EINTR) {
+            result = -EINTR;
+            break;
+        }
+        if (rc == ETIMEDOUT) {
+            result = -EAGAIN;
+            break;
+        }
+    }
+    // glibc's sigwaitinfo/sigtimedwait report a tgkill()'s SI_TKILL as
+    // SI_USER (raise() uses tgkill); so do we.
+    if (result > 0 && info && info->si_code == SI_TKILL) info->si_code = SI_USER;
+    if (sfd >= 0) {
+        fd_closing(sfd);
+        native::sys(SYS_close, sfd);
+    }
+    return result;
+}
+
+Mask pending_for(Fiber* f) {
+    Mask k = 0;
+    native::sys(SYS_rt_sigpending, reinterpret_cast<long>(&k), 8);
+    return (f->sig.pending.load(std::memory_order_relaxed) | k) & f->sig.blocked;
+}
+
+int send_to_fiber(Fiber* f, int sig) {
+    if (!intercepted(sig)) {
+        // A fault signal or one we do not handle: the hub's thread, for real.
+        long rc = native::sys(SYS_tgkill, native::sys(SYS_getpid), state(f->hub).tid, sig);
+        return rc < 0 ? int(-rc) : 0;
+    }
+    siginfo_t info = synthesized_info(sig, SI_TKILL);
+    if (f == Hub::current_fiber()) {
+        assign(f, sig, info);
+        deliver_pending(f);
+        return 0;
+    }
+    if (f->hub == Hub::current()) {
+        assign(f, sig, info);
+        interrupt(f, sig);
+        return 0;
+    }
+    auto* k = new (std::nothrow) KillItem{{}, f, sig, info};
+    if (!k) return EAGAIN;
+    k->item.run = run_kill_item;
+    f->hub->post(&k->item);
+    return 0;
+}
+
+// ---------------------------------------------------------------- hooks
+
+void hub_thread_started(Hub* hub) {
+    prepare();
+    HubSignals& hs = state(hub);
+    forget(hs);
+    hs.tid = native::gettid();
+    // Force the first write: the thread inherited its creator's mask.
+    hs.kernel_mask = wanted_kernel_mask(hs);
+    set_thread_mask(hs.kernel_mask);
+}
+
+void fiber_spawned(Fiber* f) {
+    // pthread_create: the new thread starts with its creator's mask.
+    if (Fiber* creator = Hub::current_fiber())
+        f->sig.blocked = creator->sig.blocked;
+    else
+        f->sig.blocked = Hub::current() ? 0 : (thread_mask() & ~kUnblockable);
+}
+
+void fiber_started(Fiber* f) {
+    HubSignals& hs = state(f->hub);
+    f->sig.prev = nullptr;
+    f->sig.next = hs.head;
+    if (hs.head) hs.head->sig.prev = f;
+    hs.head = f;
+    f->sig.listed = true;
+    hs.fibers += 1;
+    count(hs, 0, f->sig.blocked);
+    sync_kernel_mask(hs);
+}
+
+void fiber_exiting(Fiber* f) {
+    if (!f->sig.listed) return;
+    HubSignals& hs = state(f->hub);
+    if (f->sig.prev)
+        f->sig.prev->sig.next = f->sig.next;
+    else
+        hs.head = f->sig.next;
+    if (f->sig.next) f->sig.next->sig.prev = f->sig.prev;
+    f->sig.listed = false;
+    count(hs, f->sig.blocked, 0);
+    hs.fibers -= 1;
+    sync_kernel_mask(hs);
+}
+
+void on_hub_wakeup(Hub* hub) {
+    HubSignals& hs = state(hub);
+    for (Mask m = hs.arrived.load(std::memory_order_acquire); m; m &= m - 1) {
+        const int sig = lowest(m);
+        if (!(hs.arrived.fetch_and(~bit(sig), std::memory_order_acq_rel) & bit(sig))) continue;
+        const siginfo_t info = hs.info[sig - 1];
+        if (Fiber* f = choose(hs, sig)) {
+            assign(f, sig, info);
+            interrupt(f, sig);
+        } else {
+            give_back(hs, sig, info);
+        }
+    }
+}
+
+void reset_in_child(Fiber* forker) {
+    if (g_owner_pid.load(std::memory_order_relaxed)) g_owner_pid.store(native::sys(SYS_getpid), std::memory_order_relaxed);
+    for (HubSignals& hs : g_hubs) forget(hs);
+    // The child's only thread goes on natively, with the mask the forking
+    // thread had, and (as fork does) no pending signals of its own.
+    if (forker) {
+        forker->sig.pending.store(0, std::memory_order_relaxed);
+        set_thread_mask(forker->sig.blocked);
+    }
+}
+
+}  // namespace greenld::signals

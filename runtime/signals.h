@@ -1,0 +1,154 @@
+// Signals for fibers: a program must not be able to tell that its threads
+// are fibers when signals arrive (DESIGN.md hazard 6).
+//
+// The kernel knows only OS threads: the native main thread, the hubs (each
+// running many fibers) and our own helper threads. The mechanism:
+//
+//  - Dispositions. The program's sigaction is recorded here; for a caught
+//    signal the kernel gets our trampoline instead (same sa_mask, same
+//    SA_RESTART/SA_ONSTACK/SA_NODEFER, so native threads see no difference).
+//  - Masks. Each fiber has its own mask (FiberSignals::blocked). A hub's
+//    real kernel mask blocks a signal only when every fiber of the hub
+//    blocks it (per-hub, per-signal counts), so a process-directed signal
+//    that some fiber accepts is still delivered to that hub, and one that
+//    every thread blocks stays pending in the kernel for sigwait/signalfd.
+//  - Delivery. The trampoline on a hub thread runs the program's handler at
+//    once if the running fiber accepts the signal and was interrupted in
+//    program code (as the kernel interrupts a running thread). Otherwise it
+//    only records the signal in the hub's async-signal-safe queue and wakes
+//    the hub: the hub hands it to a fiber that accepts it (a sigwaiter, else
+//    a parked fiber), which it unparks with WakeReason::interrupted.
+//  - Safe points. A fiber runs the handlers of its pending signals only at a
+//    safe point: the end of a runtime wait (after the wait is undone), a
+//    mask change, a yield. A wait during which a handler ran returns EINTR;
+//    whether the blocking call then restarts is one rule (restarts()).
+//
+// Nothing here calls a libc function we interpose: the kernel is reached
+// with raw system calls.
+#pragma once
+
+#include <signal.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "deadline.h"
+
+namespace greenld {
+
+class Fiber;
+class Hub;
+
+namespace signals {
+
+// Signals 1..64 as bits (bit sig-1), the kernel's sigset layout.
+using Mask = uint64_t;
+constexpr int kMaxSignal = 64;
+constexpr Mask bit(int sig) { return Mask(1) << (sig - 1); }
+
+// Per-fiber signal state (Fiber::sig). Touched only on the fiber's own hub
+// thread; `pending` also from the trampoline on that thread, hence atomic.
+struct FiberSignals {
+    Mask blocked = 0;               // the mask pthread_sigmask reports
+    std::atomic<Mask> pending{0};   // directed at this fiber, not yet handled
+    Mask waiting = 0;               // sigwait set while in sigwait (else 0)
+    // Why the last wait was interrupted: a handler ran, and whether every
+    // handler that ran had SA_RESTART. (A pthread_cancel request flag
+    // belongs next to these.)
+    bool handler_ran = false;       // cleared by Hub::prepare_park
+    bool handlers_restart = false;
+    bool listed = false;            // in its hub's fiber list
+    siginfo_t* infos = nullptr;     // info of each pending signal, on first need
+    Fiber* prev = nullptr;          // the hub's fiber list (routing)
+    Fiber* next = nullptr;
+
+    FiberSignals() = default;
+    ~FiberSignals() { delete[] infos; }
+    FiberSignals(const FiberSignals&) = delete;
+    FiberSignals& operator=(const FiberSignals&) = delete;
+};
+
+// ---- dispositions (the sigaction wrappers) ----
+
+// Signals that go through the trampoline when caught. Synchronous faults
+// (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS) always hit the thread
+// that caused them, i.e. the running fiber: they keep plain kernel
+// handling. SIGKILL, SIGSTOP and glibc's internal 32/33 cannot be caught.
+bool intercepted(int sig);
+
+struct Action {
+    void* handler = nullptr;  // SIG_DFL, SIG_IGN or the program's function
+    Mask mask = 0;            // sa_mask, signals 1..64
+    int flags = 0;            // sa_flags as the program gave them
+};
+Action action(int sig);
+// Records the program's action; returns the previous record.
+Action record(int sig, const Action& a);
+// The kernel handler for caught signals (a SA_SIGINFO function).
+void* trampoline();
+// Must run once before the trampoline is first installed.
+void prepare();
+// True in the child of a vfork (or clone(CLONE_VM)) made by this process:
+// it shares our memory but not our signal dispositions or masks, so its
+// sigaction and sigprocmask calls must not touch our records (Python's
+// subprocess resets every handler there before exec). A fork child has
+// its own copy of memory and is the owner of its records.
+bool in_memory_sharing_child();
+
+// ---- masks ----
+
+// Signals no mask can hold: the kernel drops SIGKILL/SIGSTOP, glibc 32/33.
+constexpr Mask kUnblockable = bit(SIGKILL) | bit(SIGSTOP) | bit(32) | bit(33);
+
+// Sets the calling fiber's mask (updating its hub's kernel mask if needed)
+// and runs the handlers it unblocked, before returning; true if one ran.
+bool set_mask(Fiber* f, Mask mask);
+// The calling OS thread's kernel mask.
+Mask thread_mask();
+
+// ---- safe points ----
+
+// Has the fiber a signal to handle (its own, or one queued on its hub that
+// it accepts)? A park with one returns at once (Hub::park_prepared).
+bool deliverable(const Fiber* f);
+
+// Runs the handlers of the fiber's pending signals that it does not block
+// (taking from its hub's queue what it accepts). True if a handler ran: the
+// blocking call around the safe point was interrupted.
+bool deliver_pending(Fiber* f);
+
+// signal(7): may a blocking call of the calling fiber whose wait just
+// returned EINTR go on waiting? Yes if no handler ran during that park
+// (FiberSignals::handler_ran is cleared by every park); otherwise only if
+// every handler that ran had SA_RESTART and no timeout bounds the call
+// (`deadline`: SO_RCVTIMEO/SO_SNDTIMEO, sem_timedwait's). Calls that never
+// restart (poll, sleeps, sigtimedwait) do not ask.
+bool restarts(Deadline deadline);
+
+// ---- interruptible waits built on park ----
+
+// Parks until the deadline or until a handler ran: 0 or EINTR.
+int sleep_until(Deadline deadline);
+// sigsuspend: runs with `mask` until a handler ran, then restores the mask.
+void suspend(Mask mask);
+// sigwait family: the fiber's own pending signals first, then the process's
+// (through a signalfd the fiber parks on). Returns the signal, -EAGAIN at
+// the deadline or -EINTR if a handler ran.
+int wait_for(Mask set, siginfo_t* info, Deadline deadline);
+// sigpending: the fiber's pending signals and the process's, as blocked by it.
+Mask pending_for(Fiber* f);
+
+// pthread_kill of a fiber: 0, or an errno value.
+int send_to_fiber(Fiber* f, int sig);
+
+// ---- hooks of the hub (hub.cpp) and fork (fork.cpp) ----
+
+void hub_thread_started(Hub* hub);
+void fiber_spawned(Fiber* f);   // on the creator's thread: inherit its mask
+void fiber_started(Fiber* f);   // on the hub, before the start routine
+void fiber_exiting(Fiber* f);   // on the hub
+void on_hub_wakeup(Hub* hub);   // hub context: route queued signals
+void reset_in_child(Fiber* forker);
+
+}  // namespace signals
+}  // namespace greenld
