@@ -214,19 +214,24 @@ def load_known(path):
                 parts = line.split()
                 if not parts:
                     continue
+                only_in_thread = parts[0] == 'in-thread:'
+                if only_in_thread:
+                    parts = parts[1:]
                 if len(parts) != 2:
-                    print('%s: bad line (want "module test_id  # reason"): %s' % (path, raw.rstrip()),
+                    print('%s: bad line (want "[in-thread:] module test_id  # reason"): %s' % (path, raw.rstrip()),
                           file=sys.stderr)
                     continue
-                known.append((parts[0], parts[1], reason.strip()))
+                known.append((parts[0], parts[1], reason.strip(), only_in_thread))
     except OSError:
         pass
     return known
 
 
-def known_reason(known, module, tid):
+def known_reason(known, module, tid, in_thread):
     short = tid[len('test.' + module + '.'):] if tid.startswith('test.' + module + '.') else tid
-    for mod, pat, reason in known:
+    for mod, pat, reason, only_in_thread in known:
+        if only_in_thread and not in_thread:
+            continue
         if mod == module and (fnmatch.fnmatchcase(tid, pat) or fnmatch.fnmatchcase(short, pat)):
             return reason or '(no reason given)'
     return None
@@ -261,7 +266,8 @@ def main(argv):
             if nat.results[tid] != 'pass':
                 continue
             g = grn.results.get(tid, 'missing')
-            reason = known_reason(known, module, tid)
+            in_thread = any(a.meta.get('in_thread') == '1' for a in grn.attempts)
+            reason = known_reason(known, module, tid, in_thread)
             if g == 'pass':
                 both_pass += 1
                 if reason:
