@@ -1,6 +1,7 @@
 #include "nonblock_loan.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 
 #include "../runtime/native.h"
@@ -25,6 +26,12 @@ Loan* find(int fd, uint32_t generation) {
     for (Loan& l : g_loans)
         if (l.count && l.fd == fd && l.generation == generation) return &l;
     return nullptr;
+}
+
+// A fork() while another thread holds g_lock would leave the child's copy
+// locked for ever: hold it across the fork, as the runtime does its locks.
+__attribute__((constructor)) void hold_loans_across_fork() {
+    pthread_atfork([] { g_lock.lock(); }, [] { g_lock.unlock(); }, [] { g_lock.unlock(); });
 }
 
 Loan* free_slot() {
