@@ -1,6 +1,7 @@
 # greenld — build, test, bench, install.
 #   make            build build/libgreenld.so and the test programs
 #   make test       unit + integration tests (what .ci/run calls)
+#   make test-real  real programs (tests/real/) natively and under greenld
 #   make test-asan  unit tests under AddressSanitizer + UBSan
 #   make demo       install deps if missing, build, run the demo
 #   make deps       install the Debian build dependencies (as root)
@@ -38,7 +39,7 @@ PROGRAMS := $(PROGRAM_SRC:tests/programs/%.c=$(BUILD)/tests/%) $(PROGRAM_CXX_SRC
 
 DEB_DEPS := g++ make libev-dev libc-ares-dev libunwind-dev doctest-dev
 
-.PHONY: all test test-unit test-integration test-asan demo deps install uninstall clean
+.PHONY: all test test-real test-unit test-integration test-asan demo deps install uninstall clean
 
 all: $(BUILD)/libgreenld.so $(BUILD)/unit_tests $(PROGRAMS)
 
@@ -79,6 +80,12 @@ $(BUILD)/tests/%: tests/programs/%.cpp
 
 test: all
 	@tests/run.sh $(BUILD)
+
+# Real programs nobody here wrote, natively and under greenld (tests/real/).
+test-real: all
+	@pass=0; fail=0; for s in tests/real/*.sh; do echo "== $$s"; out=$$($$s $(BUILD) | tee /dev/stderr | tail -1); \
+	    p=$${out%% passed*}; f=$${out#*, }; f=$${f%% failed*}; pass=$$((pass + p)); fail=$$((fail + f)); done; \
+	    echo "$$pass passed, $$fail failed"; [ $$fail -eq 0 ]
 
 test-asan:
 	$(MAKE) BUILD=build-asan CXXFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -DGREENLD_ASAN" \
