@@ -52,6 +52,9 @@ done
 # run in seconds (tests/cpython/run.sh --fast; the full list is
 # tests/cpython/run.sh without --fast). Counted by test case.
 run_suite "CPython test suite (fast modules), native vs greenld" tests/cpython/run.sh --fast "$BUILD"
+# The same with the test driver in a thread: every test case is a fiber.
+run_suite "CPython test suite (fast modules) in a thread, native vs greenld" \
+    tests/cpython/run.sh --fast --in-thread "$BUILD"
 
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
