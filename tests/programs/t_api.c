@@ -17,27 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "test_support.h"
+
 #include "greenld.h"
-
-#define CHECK(cond, ...)                                                                \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);    \
-            fprintf(stderr, __VA_ARGS__);                                               \
-            fputc('\n', stderr);                                                        \
-            _exit(1);                                                                   \
-        }                                                                               \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                           \
-    do {                                                                                         \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
-        if (a_ != b_) {                                                                          \
-            fprintf(stderr, "%s:%d: CHECK_EQ(%s, %s) failed: %lld != %lld\n", __FILE__, __LINE__, \
-                    #a, #b, a_, b_);                                                             \
-            _exit(1);                                                                            \
-        }                                                                                        \
-    } while (0)
 
 static int (*api_wait)(int, int, long);
 static int (*api_wait_read)(int, long);
@@ -54,24 +36,7 @@ static void *resolve(const char *name) {
     return p;
 }
 
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int64_t ms_since(int64_t t0) { return (now_ns() - t0) / 1000000; }
-
-static pthread_t spawn(void *(*fn)(void *), void *arg) {
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create: %s", strerror(rc));
-    return t;
-}
-
-static void join(pthread_t t) { CHECK_EQ(pthread_join(t, NULL), 0); }
-
-static void make_pair(int sv[2]) { CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0); }
 
 /* ---- helpers run by another thread */
 
@@ -119,7 +84,7 @@ static void api_checks(const char *who, int expect_fiber) {
           expect_fiber);
 
     int sv[2];
-    make_pair(sv);
+    unix_pair(sv, SOCK_STREAM | SOCK_CLOEXEC);
 
     /* Timeout on an idle socket. */
     int64_t t0 = now_ns();

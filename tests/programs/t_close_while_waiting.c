@@ -33,113 +33,28 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-/* ---- common test scaffolding ------------------------------------------ */
+#include "test_support.h"
 
-static const char *volatile g_phase = "setup";
 static char g_phase_buf[160];
 
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-{
-    int saved = errno;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s:%d: CHECK failed in phase '%s': %s: %s (errno now %d %s)\n", file, line, g_phase, expr,
-            msg, saved, strerror(saved));
-    _exit(1);
-}
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);    \
-    } while (0)
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    const char *p = g_phase;
-    static const char pre[] = "TIMEOUT (watchdog) in phase: ";
-    syscall(SYS_write, 2, pre, sizeof pre - 1);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(2);
-}
-
-static void watchdog(unsigned seconds)
-{
-    signal(SIGALRM, on_alarm);
-    alarm(seconds);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create returned %d", rc);
-    return t;
-}
-
-static void *join(pthread_t t)
-{
-    void *ret = NULL;
-    int rc = pthread_join(t, &ret);
-    CHECK(rc == 0, "pthread_join returned %d", rc);
-    return ret;
-}
-
 static int g_shim;
-static int is_shim(void) { return dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL; }
 
 /* ---- sockets ----------------------------------------------------------- */
 
 static int g_listener; /* long-lived, used to make connected TCP pairs */
 static struct sockaddr_in g_laddr;
-
-static int make_listener(struct sockaddr_in *addr)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0, "socket");
-    memset(addr, 0, sizeof *addr);
-    addr->sin_family = AF_INET;
-    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof *addr;
-    CHECK(bind(fd, (struct sockaddr *)addr, sizeof *addr) == 0, "bind 127.0.0.1:0");
-    CHECK(getsockname(fd, (struct sockaddr *)addr, &len) == 0, "getsockname");
-    CHECK(listen(fd, 16) == 0, "listen");
-    return fd;
-}
 
 /* A connected TCP pair; *waited is the accepted end, the highest fd number,
  * so that after closing it it is the lowest free number (no holes below). */
@@ -237,11 +152,11 @@ static void run_closer(struct closer *c, int from_thread)
         do_close(c);
 }
 
-static void set_phase(const char *what, enum op op, int from_thread)
+static void set_case_phase(const char *what, enum op op, int from_thread)
 {
     snprintf(g_phase_buf, sizeof g_phase_buf, "%s, waiter in %s(), closer is the %s", what, op_name[op],
              from_thread ? "created thread" : "main thread");
-    g_phase = g_phase_buf;
+    set_phase(g_phase_buf);
 }
 
 /* Starts a waiter on fd and makes sure it is blocked. */
@@ -261,11 +176,11 @@ static pthread_t start_waiter(struct waiter *w, enum op op, int fd)
 
 static void case_shutdown_close(enum op op, int from_thread)
 {
-    set_phase("shutdown+close", op, from_thread);
+    set_case_phase("shutdown+close", op, from_thread);
     int peer = -1, fd;
     struct sockaddr_in addr;
     if (op == OP_ACCEPT)
-        fd = make_listener(&addr);
+        fd = tcp_listener(&addr, 16);
     else
         make_tcp_pair(&peer, &fd);
     struct waiter w;
@@ -353,11 +268,11 @@ static void after_close_checks(struct waiter *w, enum op op, int fd, int new_fd,
 
 static void case_close_reuse(enum op op, int from_thread)
 {
-    set_phase("close only, fd number reused", op, from_thread);
+    set_case_phase("close only, fd number reused", op, from_thread);
     int peer = -1, fd;
     struct sockaddr_in addr;
     if (op == OP_ACCEPT)
-        fd = make_listener(&addr);
+        fd = tcp_listener(&addr, 16);
     else
         make_tcp_pair(&peer, &fd);
     struct waiter w;
@@ -380,7 +295,7 @@ static void case_close_reuse(enum op op, int from_thread)
 
 static void case_dup2(enum op op, int from_thread)
 {
-    set_phase("dup2 over the waited fd", op, from_thread);
+    set_case_phase("dup2 over the waited fd", op, from_thread);
     int peer, fd;
     make_tcp_pair(&peer, &fd);
     struct waiter w;
@@ -402,7 +317,7 @@ int main(void)
     watchdog(25);
     g_shim = is_shim();
     fprintf(stderr, "t_close_while_waiting: running %s\n", g_shim ? "under greenld" : "natively");
-    g_listener = make_listener(&g_laddr);
+    g_listener = tcp_listener(&g_laddr, 16);
     for (int from_thread = 0; from_thread < 2; from_thread++) {
         for (int op = OP_READ; op <= OP_ACCEPT; op++) case_shutdown_close(op, from_thread);
         for (int op = OP_READ; op <= OP_ACCEPT; op++) case_close_reuse(op, from_thread);

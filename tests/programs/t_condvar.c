@@ -6,7 +6,6 @@
  * native main thread and created threads waiting on each other.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,56 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...)                                                                \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);    \
-            fprintf(stderr, __VA_ARGS__);                                               \
-            fputc('\n', stderr);                                                        \
-            _exit(1);                                                                   \
-        }                                                                               \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                           \
-    do {                                                                                         \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
-        if (a_ != b_) {                                                                          \
-            fprintf(stderr, "%s:%d: CHECK_EQ(%s, %s) failed: %lld != %lld\n", __FILE__, __LINE__, \
-                    #a, #b, a_, b_);                                                             \
-            _exit(1);                                                                            \
-        }                                                                                        \
-    } while (0)
-
-#define CHECK_RC(expr, want)                                                                       \
-    do {                                                                                           \
-        int got_ = (expr), want_ = (want);                                                         \
-        if (got_ != want_) {                                                                       \
-            fprintf(stderr, "%s:%d: %s returned %d (%s), expected %d (%s)\n", __FILE__, __LINE__,  \
-                    #expr, got_, strerror(got_), want_, strerror(want_));                          \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
-
-static int64_t now_ns(clockid_t clock) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static struct timespec abs_after_ms(clockid_t clock, long ms) {
-    int64_t t = now_ns(clock) + (int64_t)ms * 1000000;
-    struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
-    return ts;
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg) {
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create: %s", strerror(rc));
-    return t;
-}
-
-static void join(pthread_t t) { CHECK_RC(pthread_join(t, NULL), 0); }
+#include "test_support.h"
 
 /* ---- producer/consumer */
 
@@ -172,7 +122,7 @@ static void timeout_case(pthread_cond_t *cv, clockid_t cv_clock, int how, const 
     CHECK_RC(pthread_mutex_init(&m, &ma), 0);
     CHECK_RC(pthread_mutex_lock(&m), 0);
 
-    const int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    const int64_t t0 = now_ns();
     int rc;
     struct timespec abs;
     switch (how) {
@@ -189,7 +139,7 @@ static void timeout_case(pthread_cond_t *cv, clockid_t cv_clock, int how, const 
         rc = pthread_cond_clockwait(cv, &m, CLOCK_REALTIME, &abs);
         break;
     }
-    const int64_t ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    const int64_t ms = (now_ns() - t0) / 1000000;
     CHECK(rc == ETIMEDOUT, "%s: returned %d (%s), expected ETIMEDOUT", what, rc, strerror(rc));
     /* 99 for the realtime clock: abstime and the measure use different clocks. */
     CHECK(ms >= 99 && ms < 1000, "%s: a 100 ms timeout took %lld ms", what, (long long)ms);
@@ -269,10 +219,10 @@ static void test_signalled_before_timeout(void) {
     CHECK_RC(pthread_mutex_lock(&e.m), 0);
     pthread_t t = spawn(signal_after_50ms, &e);
     struct timespec abs = abs_after_ms(CLOCK_MONOTONIC, 5000);
-    const int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    const int64_t t0 = now_ns();
     int rc = 0;
     while (!e.flag && rc == 0) rc = pthread_cond_timedwait(&e.cv, &e.m, &abs);
-    const int64_t ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    const int64_t ms = (now_ns() - t0) / 1000000;
     CHECK(rc == 0 && e.flag, "monotonic timedwait signalled after 50 ms: rc %d (%s), flag %d", rc, strerror(rc),
           e.flag);
     CHECK(ms < 2000, "monotonic timedwait signalled after 50 ms returned after %lld ms", (long long)ms);
@@ -305,12 +255,12 @@ static void test_broadcast(void) {
     for (int i = 0; i < BROADCAST_WAITERS; ++i) t[i] = spawn(broadcast_waiter, NULL);
     /* Once main holds the mutex and sees 100 arrivals, all 100 are inside
      * pthread_cond_wait (each released the mutex only by waiting). */
-    const int64_t deadline = now_ns(CLOCK_MONOTONIC) + 5000000000LL;
+    const int64_t deadline = now_ns() + 5000000000LL;
     for (;;) {
         CHECK_RC(pthread_mutex_lock(&bc.m), 0);
         if (bc.waiting == BROADCAST_WAITERS) break;
         CHECK_RC(pthread_mutex_unlock(&bc.m), 0);
-        CHECK(now_ns(CLOCK_MONOTONIC) < deadline, "only %d of %d threads reached pthread_cond_wait in 5 s",
+        CHECK(now_ns() < deadline, "only %d of %d threads reached pthread_cond_wait in 5 s",
               bc.waiting, BROADCAST_WAITERS);
         usleep(1000);
     }
@@ -318,13 +268,13 @@ static void test_broadcast(void) {
     CHECK_RC(pthread_cond_broadcast(&bc.cv), 0); /* one broadcast, nothing else */
     CHECK_RC(pthread_mutex_unlock(&bc.m), 0);
     /* Every waiter must wake from that single broadcast. */
-    const int64_t wake_deadline = now_ns(CLOCK_MONOTONIC) + 3000000000LL;
+    const int64_t wake_deadline = now_ns() + 3000000000LL;
     for (;;) {
         CHECK_RC(pthread_mutex_lock(&bc.m), 0);
         int woken = bc.woken;
         CHECK_RC(pthread_mutex_unlock(&bc.m), 0);
         if (woken == BROADCAST_WAITERS) break;
-        CHECK(now_ns(CLOCK_MONOTONIC) < wake_deadline, "one broadcast woke only %d of %d waiters in 3 s", woken,
+        CHECK(now_ns() < wake_deadline, "one broadcast woke only %d of %d waiters in 3 s", woken,
               BROADCAST_WAITERS);
         usleep(1000);
     }
@@ -343,9 +293,9 @@ static void test_no_waiters(void) {
     /* Those signals are not remembered: a later wait still waits. */
     CHECK_RC(pthread_mutex_lock(&m), 0);
     struct timespec abs = abs_after_ms(CLOCK_REALTIME, 50);
-    const int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    const int64_t t0 = now_ns();
     int rc = pthread_cond_timedwait(&cv, &m, &abs);
-    const int64_t ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    const int64_t ms = (now_ns() - t0) / 1000000;
     CHECK(rc == ETIMEDOUT, "timedwait after signals with no waiters returned %d (%s), expected ETIMEDOUT", rc,
           strerror(rc));
     CHECK(ms >= 49, "timedwait after signals with no waiters returned after %lld ms, before its 50 ms",
@@ -408,9 +358,9 @@ static void test_native_and_created(void) {
     struct one_shot o = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
     pthread_t t = spawn(signal_main_later, &o);
     CHECK_RC(pthread_mutex_lock(&o.m), 0);
-    const int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    const int64_t t0 = now_ns();
     while (!o.ready) CHECK_RC(pthread_cond_wait(&o.cv, &o.m), 0);
-    const int64_t ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    const int64_t ms = (now_ns() - t0) / 1000000;
     CHECK_RC(pthread_mutex_unlock(&o.m), 0);
     CHECK(ms >= 50 && ms < 2000, "main's wait for a signal sent after 100 ms took %lld ms", (long long)ms);
     join(t);
@@ -441,7 +391,7 @@ static void test_native_and_created(void) {
 }
 
 int main(void) {
-    const int under_shim = dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL;
+    const int under_shim = is_shim();
     test_producer_consumer();
     timeouts("main thread");
     join(spawn(timeouts_in_thread, NULL));

@@ -15,104 +15,22 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
-/* ---- common test scaffolding ------------------------------------------ */
-
-static const char *volatile g_phase = "setup";
-
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-{
-    int saved = errno;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s:%d: CHECK failed in phase '%s': %s: %s (errno now %d %s)\n", file, line, g_phase, expr,
-            msg, saved, strerror(saved));
-    _exit(1);
-}
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);    \
-    } while (0)
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    const char *p = g_phase;
-    static const char pre[] = "TIMEOUT (watchdog) in phase: ";
-    syscall(SYS_write, 2, pre, sizeof pre - 1);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(2);
-}
-
-static void watchdog(unsigned seconds)
-{
-    signal(SIGALRM, on_alarm);
-    alarm(seconds);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create returned %d", rc);
-    return t;
-}
-
-static void *join(pthread_t t)
-{
-    void *ret = NULL;
-    int rc = pthread_join(t, &ret);
-    CHECK(rc == 0, "pthread_join returned %d", rc);
-    return ret;
-}
-
-static int is_shim(void) { return dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL; }
-
-static void read_exact(int fd, void *buf, size_t n, const char *what)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, (char *)buf + got, n - got);
-        CHECK(r > 0, "%s: read returned %zd after %zu of %zu bytes", what, r, got, n);
-        got += (size_t)r;
-    }
-}
-
-static void write_exact(int fd, const void *buf, size_t n, const char *what)
-{
-    ssize_t r = write(fd, buf, n);
-    CHECK(r == (ssize_t)n, "%s: blocking write of %zu bytes returned %zd", what, n, r);
-}
+#include "test_support.h"
 
 /* ---- part 1: 100 concurrent connects -------------------------------------- */
 
@@ -120,21 +38,8 @@ static void write_exact(int fd, const void *buf, size_t n, const char *what)
 static int g_listener;
 static struct sockaddr_in g_addr;
 /* The start gate: every client thread waits here until all NCONN are
- * ready, so the connects really happen at once. Built on a mutex and a
- * condition variable (pthread_barrier_t is a separate concern). */
-static pthread_mutex_t g_gate_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_gate_cond = PTHREAD_COND_INITIALIZER;
-static int g_gate_waiting;
-
-static void gate_wait(void)
-{
-    pthread_mutex_lock(&g_gate_lock);
-    if (++g_gate_waiting == NCONN)
-        pthread_cond_broadcast(&g_gate_cond);
-    else
-        while (g_gate_waiting < NCONN) pthread_cond_wait(&g_gate_cond, &g_gate_lock);
-    pthread_mutex_unlock(&g_gate_lock);
-}
+ * ready, so the connects really happen at once. */
+static struct gate g_gate;
 
 struct msg {
     uint32_t id;
@@ -175,7 +80,7 @@ static void *client(void *arg)
     uint32_t id = (uint32_t)(uintptr_t)arg;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     CHECK(fd >= 0, "client %u: socket", id);
-    gate_wait();
+    gate_wait(&g_gate);
     int rc = connect(fd, (struct sockaddr *)&g_addr, sizeof g_addr);
     CHECK(rc == 0, "client %u: connect to the listening port returned %d", id, rc);
     struct msg m = {id, ""};
@@ -193,20 +98,15 @@ static void *client(void *arg)
 
 static void test_many_connects(void)
 {
-    g_phase = "100 threads connect at once";
-    g_listener = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(g_listener >= 0, "socket");
-    g_addr.sin_family = AF_INET;
-    g_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof g_addr;
-    CHECK(bind(g_listener, (struct sockaddr *)&g_addr, sizeof g_addr) == 0, "bind");
-    CHECK(getsockname(g_listener, (struct sockaddr *)&g_addr, &len) == 0, "getsockname");
-    CHECK(listen(g_listener, 256) == 0, "listen");
+    set_phase("100 threads connect at once");
+    g_listener = tcp_listener(&g_addr, 256);
+    gate_init(&g_gate, NCONN);
     pthread_t acc = spawn(acceptor, NULL);
     pthread_t c[NCONN];
     for (int i = 0; i < NCONN; i++) c[i] = spawn(client, (void *)(uintptr_t)i);
     for (int i = 0; i < NCONN; i++) join(c[i]);
     join(acc);
+    gate_destroy(&g_gate);
 }
 
 /* ---- part 2: refused; part 3: non-blocking connect, EISCONN ------------------- */
@@ -275,7 +175,7 @@ static void *eisconn_connect(void *arg)
 
 static void test_connect_errors(void)
 {
-    g_phase = "connect to a bound but not listening port";
+    set_phase("connect to a bound but not listening port");
     int closed = socket(AF_INET, SOCK_STREAM, 0);
     CHECK(closed >= 0, "socket");
     g_closed_addr.sin_family = AF_INET;
@@ -287,9 +187,9 @@ static void test_connect_errors(void)
     refused_connect(NULL);
     close(closed);
 
-    g_phase = "non-blocking connect from a thread";
+    set_phase("non-blocking connect from a thread");
     join(spawn(nonblocking_connect, NULL));
-    g_phase = "second connect on a connected socket";
+    set_phase("second connect on a connected socket");
     join(spawn(eisconn_connect, NULL));
 }
 
@@ -325,7 +225,7 @@ static void *small_vector_reader(void *arg)
 
 static void test_small_vectors(void)
 {
-    g_phase = "writev with 4 iovecs, readv with 3";
+    set_phase("writev with 4 iovecs, readv with 3");
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, g_pair) == 0, "socketpair");
     size_t sizes[4] = {1, 100, 4096, 7}, total = 0;
     for (int i = 0; i < 4; i++) total += sizes[i];
@@ -386,7 +286,7 @@ static void *slow_reader(void *arg)
 
 static void big_writev(int wfd, int rfd, const char *what)
 {
-    g_phase = what;
+    set_phase(what);
     unsigned char *src = malloc(BIG);
     CHECK(src, "malloc");
     for (size_t i = 0; i < BIG; i++) src[i] = pattern(i);

@@ -54,14 +54,12 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,116 +72,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- common test scaffolding ------------------------------------------ */
+#include "test_support.h"
+#include "delayed_action.h"
 
-static const char *volatile g_phase = "setup";
-
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-{
-    int saved = errno;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s:%d: CHECK failed in phase '%s': %s: %s (errno now %d %s)\n", file, line, g_phase, expr,
-            msg, saved, strerror(saved));
-    _exit(1);
-}
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);    \
-    } while (0)
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 #define MS(ns) ((double)(ns) / 1e6)
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create returned %d", rc);
-    return t;
-}
-
-static void *join(pthread_t t)
-{
-    void *ret = NULL;
-    int rc = pthread_join(t, &ret);
-    CHECK(rc == 0, "pthread_join returned %d", rc);
-    return ret;
-}
-
-static int is_shim(void) { return dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL; }
-
-struct body {
-    void (*fn)(void);
-};
-static void *body_main(void *arg)
-{
-    ((struct body *)arg)->fn();
-    return NULL;
-}
-/* Runs one test body in a created thread (a fiber under the shim). */
-static void run_in_thread(const char *phase, void (*fn)(void))
-{
-    g_phase = phase;
-    struct body b = {fn};
-    join(spawn(body_main, &b));
-}
-
-/* A start line for n threads, on a mutex and a condition variable. */
-struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int waiting, parties;
-    unsigned generation;
-};
-static void gate_init(struct gate *g, int parties)
-{
-    CHECK(pthread_mutex_init(&g->mu, NULL) == 0, "pthread_mutex_init");
-    CHECK(pthread_cond_init(&g->cv, NULL) == 0, "pthread_cond_init");
-    g->waiting = 0;
-    g->parties = parties;
-    g->generation = 0;
-}
-static void gate_wait(struct gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    unsigned gen = g->generation;
-    if (++g->waiting == g->parties) {
-        g->waiting = 0;
-        g->generation++;
-        pthread_cond_broadcast(&g->cv);
-    } else {
-        while (gen == g->generation) pthread_cond_wait(&g->cv, &g->mu);
-    }
-    pthread_mutex_unlock(&g->mu);
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 2685821657736338717ull;
-}
 
 static uint64_t mix(uint64_t x)
 {
@@ -195,68 +87,10 @@ static uint64_t mix(uint64_t x)
     return x | 1;
 }
 
-static void unix_pair(int sv[2])
-{
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
-}
-
-static int tcp_listener(struct sockaddr_in *addr, int flags)
-{
-    int l = socket(AF_INET, SOCK_STREAM | flags, 0);
-    CHECK(l >= 0, "socket");
-    memset(addr, 0, sizeof *addr);
-    addr->sin_family = AF_INET;
-    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof *addr;
-    CHECK(bind(l, (struct sockaddr *)addr, sizeof *addr) == 0, "bind");
-    CHECK(getsockname(l, (struct sockaddr *)addr, &len) == 0, "getsockname");
-    CHECK(listen(l, 256) == 0, "listen");
-    return l;
-}
-
-static int closed_fd(void)
-{
-    int fd = dup(0);
-    CHECK(fd >= 0, "dup");
-    CHECK(close(fd) == 0, "close");
-    return fd;
-}
-
 static void epoll_add(int ep, int fd, uint32_t events, uint64_t data)
 {
     struct epoll_event ev = {.events = events, .data.u64 = data};
     CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0, "EPOLL_CTL_ADD fd %d events %#x", fd, events);
-}
-
-/* Something happens to an fd after a delay, in another thread. */
-enum action { ACT_WRITE, ACT_CLOSE, ACT_EVENTFD };
-struct delayed {
-    int ms;
-    enum action act;
-    int fd;
-    int64_t at_ns;
-    pthread_t thread;
-};
-static void *delayed_main(void *arg)
-{
-    struct delayed *d = arg;
-    sleep_ms(d->ms);
-    d->at_ns = now_ns();
-    uint64_t one = 1;
-    switch (d->act) {
-    case ACT_WRITE: CHECK(write(d->fd, "x", 1) == 1, "delayed write to fd %d", d->fd); break;
-    case ACT_CLOSE: CHECK(close(d->fd) == 0, "delayed close of fd %d", d->fd); break;
-    case ACT_EVENTFD: CHECK(write(d->fd, &one, 8) == 8, "delayed eventfd write to fd %d", d->fd); break;
-    }
-    return NULL;
-}
-static void start_delayed(struct delayed *d, int ms, enum action act, int fd)
-{
-    d->ms = ms;
-    d->act = act;
-    d->fd = fd;
-    d->at_ns = 0;
-    d->thread = spawn(delayed_main, d);
 }
 
 static void drain1(int fd)
@@ -276,7 +110,7 @@ static void check_timeout_took(int64_t el, int ms, const char *what)
 static void test_api_timeouts(void)
 {
     int sv[2];
-    unix_pair(sv);
+    unix_pair(sv, SOCK_STREAM);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     CHECK(ep >= 0, "epoll_create1");
     epoll_add(ep, sv[0], EPOLLIN, 7);
@@ -343,9 +177,9 @@ static void test_api_timeouts(void)
 static void test_api_triggers(void)
 {
     int a[2], b[2], c[2];
-    unix_pair(a);
-    unix_pair(b);
-    unix_pair(c);
+    unix_pair(a, SOCK_STREAM);
+    unix_pair(b, SOCK_STREAM);
+    unix_pair(c, SOCK_STREAM);
     int ep = epoll_create1(0);
     CHECK(ep >= 0, "epoll_create1");
     epoll_add(ep, a[0], EPOLLIN, 1);                  /* level */
@@ -404,7 +238,7 @@ static void test_api_triggers(void)
 
     /* Hang-up is reported even with events 0. */
     int h[2];
-    unix_pair(h);
+    unix_pair(h, SOCK_STREAM);
     epoll_add(ep, h[0], 0, 4);
     start_delayed(&d, 50, ACT_CLOSE, h[1]);
     t0 = now_ns();
@@ -423,7 +257,7 @@ static void test_api_triggers(void)
     int ep2 = epoll_create1(0);
     CHECK(ep2 >= 0, "epoll_create1");
     for (int i = 0; i < 5; i++) {
-        unix_pair(many[i]);
+        unix_pair(many[i], SOCK_STREAM);
         epoll_add(ep2, many[i][0], EPOLLIN, 100 + (uint64_t)i);
         CHECK(write(many[i][1], "x", 1) == 1, "write");
     }
@@ -449,7 +283,7 @@ static void test_api_triggers(void)
 static void test_api_errors(void)
 {
     int sv[2];
-    unix_pair(sv);
+    unix_pair(sv, SOCK_STREAM);
     int ep = epoll_create1(0);
     CHECK(ep >= 0, "epoll_create1");
     struct epoll_event ev[2];
@@ -491,7 +325,7 @@ static void test_api_errors(void)
 static void test_api_nesting(void)
 {
     int sv[2];
-    unix_pair(sv);
+    unix_pair(sv, SOCK_STREAM);
     int inner = epoll_create1(0), outer = epoll_create1(0);
     CHECK(inner >= 0 && outer >= 0, "epoll_create1");
     epoll_add(inner, sv[0], EPOLLIN, 11);
@@ -618,7 +452,8 @@ static void loop_setup(struct loop *L, int id)
     L->cfg = &g_cfg[id];
     L->epfd = epoll_create1(EPOLL_CLOEXEC);
     CHECK(L->epfd >= 0, "epoll_create1");
-    L->lfd = tcp_listener(&L->addr, SOCK_NONBLOCK);
+    L->lfd = tcp_listener(&L->addr, 256);
+    set_nonblock(L->lfd);
     L->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     CHECK(L->efd >= 0, "eventfd");
     uint32_t et = L->cfg->et ? EPOLLET : 0;
@@ -1057,12 +892,12 @@ static void ping_all(const char *when)
 static void *controller_main(void *arg)
 {
     (void)arg;
-    g_phase = "loops: connecting";
+    set_phase("loops: connecting");
     gate_wait(&g_connected);
-    g_phase = "loops: every connection accepted or handed over";
+    set_phase("loops: every connection accepted or handed over");
     wait_open_conns(CONNS_PER_WORKER, MAIN_CONNS, "after connect");
 
-    g_phase = "loops: quiet phase (connections open, no traffic)";
+    set_phase("loops: quiet phase (connections open, no traffic)");
     long before[NLOOPS];
     for (int i = 0; i < NLOOPS; i++) before[i] = atomic_load(&g_loops[i].timeouts);
     sleep_ms(200);
@@ -1076,19 +911,19 @@ static void *controller_main(void *arg)
             CHECK(d >= 1, "loop %d (%s, %s, %d ms) counted no timeout in 200 ms of quiet", i, loop_kind(L),
                   api_names[L->cfg->api], L->cfg->busy_timeout_ms);
     }
-    g_phase = "loops: ping through the eventfds (quiet)";
+    set_phase("loops: ping through the eventfds (quiet)");
     ping_all("quiet phase");
 
-    g_phase = "loops: request/response traffic";
+    set_phase("loops: request/response traffic");
     int64_t t0 = now_ns();
     gate_wait(&g_go);
     for (int k = 0; k <= NCLIENTS; k++) join(g_clients[k].thread);
     int64_t traffic = now_ns() - t0;
 
-    g_phase = "loops: clients closed, loops closing";
+    set_phase("loops: clients closed, loops closing");
     wait_open_conns(0, 0, "after the clients closed");
 
-    g_phase = "loops: idle phase (no connections)";
+    set_phase("loops: idle phase (no connections)");
     for (int i = 0; i < NLOOPS; i++) before[i] = atomic_load(&g_loops[i].timeouts);
     sleep_ms(400);
     for (int i = 0; i < NLOOPS; i++) {
@@ -1096,10 +931,10 @@ static void *controller_main(void *arg)
         CHECK(d >= 2, "loop %d (%s, %s) counted %ld timeouts of 100 ms in 400 ms idle", i, loop_kind(&g_loops[i]),
               api_names[g_loops[i].cfg->api], d);
     }
-    g_phase = "loops: ping through the eventfds (idle)";
+    set_phase("loops: ping through the eventfds (idle)");
     ping_all("idle phase");
 
-    g_phase = "loops: stopping";
+    set_phase("loops: stopping");
     for (int i = 0; i < NLOOPS; i++) {
         struct loop *L = &g_loops[i];
         pthread_mutex_lock(&L->mu);
@@ -1154,7 +989,7 @@ static void on_alarm(int sig)
 static void test_loops(void)
 {
     for (int i = 0; i < NLOOPS; i++) loop_setup(&g_loops[i], i);
-    g_dispatch_lfd = tcp_listener(&g_dispatch_addr, 0);
+    g_dispatch_lfd = tcp_listener(&g_dispatch_addr, 256);
     gate_init(&g_connected, NCLIENTS + 2);
     gate_init(&g_go, NCLIENTS + 2);
     for (int i = 0; i < NWORKERS; i++) g_loops[i].thread = spawn(loop_main, &g_loops[i]);
@@ -1172,7 +1007,7 @@ static void test_loops(void)
     join(controller);
     join(dispatcher);
     for (int i = 0; i < NWORKERS; i++) join(g_loops[i].thread);
-    g_phase = "loops: totals";
+    set_phase("loops: totals");
     for (int i = 0; i < NLOOPS; i++) {
         struct loop *L = &g_loops[i];
         int conns = L->cfg->direct + L->cfg->dispatched;
@@ -1200,11 +1035,11 @@ int main(void)
     signal(SIGALRM, on_alarm);
     alarm(30);
     fprintf(stderr, "t_epoll_loops: running %s\n", is_shim() ? "under greenld" : "natively");
-    run_in_thread("epoll API: timeouts and wake-ups", test_api_timeouts);
-    run_in_thread("epoll API: level, edge, oneshot, hang-up, maxevents", test_api_triggers);
-    run_in_thread("epoll API: errors", test_api_errors);
-    run_in_thread("epoll API: epoll fd in poll and in epoll, eventfd", test_api_nesting);
-    g_phase = "loops: setup";
+    run_in_created_thread("epoll API: timeouts and wake-ups", test_api_timeouts);
+    run_in_created_thread("epoll API: level, edge, oneshot, hang-up, maxevents", test_api_triggers);
+    run_in_created_thread("epoll API: errors", test_api_errors);
+    run_in_created_thread("epoll API: epoll fd in poll and in epoll, eventfd", test_api_nesting);
+    set_phase("loops: setup");
     test_loops();
     fprintf(stderr, "t_epoll_loops: all checks passed\n");
     return 0;

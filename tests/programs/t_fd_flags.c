@@ -28,13 +28,11 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,110 +44,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- common test scaffolding ------------------------------------------ */
-
-static const char *volatile g_phase = "setup";
-
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-{
-    int saved = errno;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s:%d: CHECK failed in phase '%s': %s: %s (errno now %d %s)\n", file, line, g_phase, expr,
-            msg, saved, strerror(saved));
-    _exit(1);
-}
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);    \
-    } while (0)
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    const char *p = g_phase;
-    static const char pre[] = "TIMEOUT (watchdog) in phase: ";
-    syscall(SYS_write, 2, pre, sizeof pre - 1);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(2);
-}
-
-static void watchdog(unsigned seconds)
-{
-    signal(SIGALRM, on_alarm);
-    alarm(seconds);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create returned %d", rc);
-    return t;
-}
-
-static void *join(pthread_t t)
-{
-    void *ret = NULL;
-    int rc = pthread_join(t, &ret);
-    CHECK(rc == 0, "pthread_join returned %d", rc);
-    return ret;
-}
-
-/* Joins t, failing the check `what` if it has not finished within ms. */
-static void join_within(pthread_t t, int ms, const char *what)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    int rc = pthread_timedjoin_np(t, NULL, &ts);
-    CHECK(rc == 0, "%s: the thread is still blocked after %d ms (pthread_timedjoin_np returned %d)", what, ms, rc);
-}
-
-static int is_shim(void) { return dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL; }
+#include "test_support.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
 static struct sockaddr_in g_addr;
-
-static int make_listener(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0, "socket");
-    memset(&g_addr, 0, sizeof g_addr);
-    g_addr.sin_family = AF_INET;
-    g_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof g_addr;
-    CHECK(bind(fd, (struct sockaddr *)&g_addr, sizeof g_addr) == 0, "bind");
-    CHECK(getsockname(fd, (struct sockaddr *)&g_addr, &len) == 0, "getsockname");
-    CHECK(listen(fd, 64) == 0, "listen");
-    return fd;
-}
 
 static int connect_client(void)
 {
@@ -308,8 +207,8 @@ static void *acceptor(void *arg)
 
 static void test_listener(void)
 {
-    g_phase = "listener shared by accepting threads";
-    g_listener = make_listener();
+    set_phase("listener shared by accepting threads");
+    g_listener = tcp_listener(&g_addr, 64);
     CHECK_FL(g_listener, O_RDWR, "new listener");
     pthread_t t[4];
     for (int i = 0; i < 4; i++) t[i] = spawn(acceptor, NULL);
@@ -323,15 +222,15 @@ static void test_listener(void)
     for (int i = 0; i < 4; i++) join(t[i]);
     CHECK_FL(g_listener, O_RDWR, "listener in main after threads accepted on it");
 
-    g_phase = "blocking accept() in main on a listener threads accepted on";
+    set_phase("blocking accept() in main on a listener threads accepted on");
     long fd = expect_blocks(OP_ACCEPT, g_listener, -1, 0, "main thread accept");
     close((int)fd);
-    g_phase = "blocking accept() in a thread after main accepted";
+    set_phase("blocking accept() in a thread after main accepted");
     fd = expect_blocks(OP_ACCEPT, g_listener, -1, 1, "thread accept");
     close((int)fd);
     CHECK_FL(g_listener, O_RDWR, "listener after all accepts");
 
-    g_phase = "listener: ioctl(FIONBIO) round trip";
+    set_phase("listener: ioctl(FIONBIO) round trip");
     fionbio(g_listener, 1);
     CHECK_FL(g_listener, O_RDWR | O_NONBLOCK, "listener after FIONBIO on");
     expect_eagain_everywhere(OP_ACCEPT, g_listener, "listener with FIONBIO on");
@@ -340,7 +239,7 @@ static void test_listener(void)
     fd = expect_blocks(OP_ACCEPT, g_listener, -1, 1, "thread accept after FIONBIO off");
     close((int)fd);
 
-    g_phase = "listener: F_SETFL round trip";
+    set_phase("listener: F_SETFL round trip");
     set_nonblock(g_listener, 1);
     CHECK_FL(g_listener, O_RDWR | O_NONBLOCK, "listener after F_SETFL O_NONBLOCK");
     expect_eagain_everywhere(OP_ACCEPT, g_listener, "listener with O_NONBLOCK");
@@ -367,7 +266,7 @@ static void *accept4_thread(void *arg)
 
 static void test_accept4(void)
 {
-    g_phase = "accept4(SOCK_NONBLOCK) in a thread";
+    set_phase("accept4(SOCK_NONBLOCK) in a thread");
     struct accept4_args a = {SOCK_NONBLOCK, -1};
     pthread_t t = spawn(accept4_thread, &a);
     int c = connect_client();
@@ -378,7 +277,7 @@ static void test_accept4(void)
     close(a.fd);
     close(c);
 
-    g_phase = "accept4(SOCK_CLOEXEC) in main";
+    set_phase("accept4(SOCK_CLOEXEC) in main");
     c = connect_client();
     int fd = accept4(g_listener, NULL, NULL, SOCK_CLOEXEC);
     CHECK(fd >= 0, "accept4(SOCK_CLOEXEC) returned %d", fd);
@@ -395,14 +294,14 @@ static void test_accept4(void)
 
 static void test_connected(void)
 {
-    g_phase = "connected socket flags";
+    set_phase("connected socket flags");
     int c = connect_client();
     int s = accept(g_listener, NULL, NULL);
     CHECK(s >= 0, "accept");
     CHECK_FL(s, O_RDWR, "accepted socket");
     CHECK_FL(c, O_RDWR, "connected socket");
 
-    g_phase = "connected socket: F_SETFL O_NONBLOCK";
+    set_phase("connected socket: F_SETFL O_NONBLOCK");
     set_nonblock(s, 1);
     CHECK_FL(s, O_RDWR | O_NONBLOCK, "after F_SETFL O_NONBLOCK");
     long raw = syscall(SYS_fcntl, s, F_GETFL);
@@ -413,7 +312,7 @@ static void test_connected(void)
     CHECK_FL(s, O_RDWR, "after clearing O_NONBLOCK");
     expect_blocks(OP_READ, s, c, 1, "thread read after clearing O_NONBLOCK");
 
-    g_phase = "connected socket: ioctl(FIONBIO)";
+    set_phase("connected socket: ioctl(FIONBIO)");
     fionbio(s, 1);
     CHECK_FL(s, O_RDWR | O_NONBLOCK, "after FIONBIO on");
     expect_eagain_everywhere(OP_RECV, s, "FIONBIO socket, recv");
@@ -422,7 +321,7 @@ static void test_connected(void)
     expect_blocks(OP_RECV, s, c, 1, "thread recv after FIONBIO off");
     expect_blocks(OP_RECV, s, c, 0, "main recv after FIONBIO off");
 
-    g_phase = "dup shares O_NONBLOCK";
+    set_phase("dup shares O_NONBLOCK");
     int d = dup(s);
     CHECK(d >= 0, "dup");
     int d2 = fcntl(s, F_DUPFD_CLOEXEC, 0);
@@ -445,7 +344,7 @@ static void test_connected(void)
     close(s);
     close(c);
 
-    g_phase = "socket(SOCK_NONBLOCK)";
+    set_phase("socket(SOCK_NONBLOCK)");
     int nb = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     CHECK(nb >= 0, "socket(SOCK_NONBLOCK)");
     CHECK_FL(nb, O_RDWR | O_NONBLOCK, "socket(SOCK_NONBLOCK)");
@@ -456,7 +355,7 @@ static void test_connected(void)
 
 static void test_pipes(void)
 {
-    g_phase = "pipe flags";
+    set_phase("pipe flags");
     int p[2];
     CHECK(pipe(p) == 0, "pipe");
     CHECK_FL(p[0], O_RDONLY, "pipe read end");
@@ -470,7 +369,7 @@ static void test_pipes(void)
     close(p[0]);
     close(p[1]);
 
-    g_phase = "pipe2(O_NONBLOCK)";
+    set_phase("pipe2(O_NONBLOCK)");
     CHECK(pipe2(p, O_NONBLOCK) == 0, "pipe2");
     CHECK_FL(p[0], O_RDONLY | O_NONBLOCK, "pipe2(O_NONBLOCK) read end");
     CHECK_FL(p[1], O_WRONLY | O_NONBLOCK, "pipe2(O_NONBLOCK) write end");
@@ -488,7 +387,7 @@ static void test_pipes(void)
 
 static int exec_child_main(int fd)
 {
-    g_phase = "exec'ed child: inherited listener";
+    set_phase("exec'ed child: inherited listener");
     long raw = syscall(SYS_fcntl, fd, F_GETFL);
     CHECK(raw == O_RDWR, "exec'ed child: kernel flags (raw fcntl) of the inherited listener = %#lx, expected %#x: the "
           "parent never set O_NONBLOCK", raw, O_RDWR);
@@ -507,7 +406,7 @@ static int exec_child_main(int fd)
 
 static void test_exec_inherit(void)
 {
-    g_phase = "listener inherited by an exec'ed child";
+    set_phase("listener inherited by an exec'ed child");
     int fd = g_listener;
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");

@@ -19,15 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHECK(c, ...)                                                               \
-    do {                                                                            \
-        if (!(c)) {                                                                 \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #c);   \
-            fprintf(stderr, __VA_ARGS__);                                           \
-            fprintf(stderr, "\n");                                                  \
-            _exit(1);                                                               \
-        }                                                                           \
-    } while (0)
+#include "test_support.h"
 
 #define NWAITERS 16
 static int g_pairs[NWAITERS][2];

@@ -7,7 +7,6 @@
  * calling pthread_exit while another thread still runs.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,70 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...)                                                                \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);    \
-            fprintf(stderr, __VA_ARGS__);                                               \
-            fputc('\n', stderr);                                                        \
-            _exit(1);                                                                   \
-        }                                                                               \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                           \
-    do {                                                                                         \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
-        if (a_ != b_) {                                                                          \
-            fprintf(stderr, "%s:%d: CHECK_EQ(%s, %s) failed: %lld != %lld\n", __FILE__, __LINE__, \
-                    #a, #b, a_, b_);                                                             \
-            _exit(1);                                                                            \
-        }                                                                                        \
-    } while (0)
-
-#define CHECK_RC(expr, want)                                                                       \
-    do {                                                                                           \
-        int got_ = (expr), want_ = (want);                                                         \
-        if (got_ != want_) {                                                                       \
-            fprintf(stderr, "%s:%d: %s returned %d (%s), expected %d (%s)\n", __FILE__, __LINE__,  \
-                    #expr, got_, strerror(got_), want_, strerror(want_));                          \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
-
-static int64_t now_ns(clockid_t clock) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static struct timespec abs_after_ms(clockid_t clock, long ms) {
-    int64_t t = now_ns(clock) + (int64_t)ms * 1000000;
-    struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
-    return ts;
-}
+#include "test_support.h"
 
 static pthread_t spawn_attr(const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
     pthread_t t;
     int rc = pthread_create(&t, attr, fn, arg);
     CHECK(rc == 0, "pthread_create: %s", strerror(rc));
     return t;
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg) { return spawn_attr(NULL, fn, arg); }
-
-/* A one-shot event on a pipe, independent of the code under test. */
-struct event {
-    int fd[2];
-};
-static void event_init(struct event *e) { CHECK_EQ(pipe2(e->fd, O_CLOEXEC), 0); }
-static void event_set(struct event *e) { CHECK_EQ(write(e->fd[1], "x", 1), 1); }
-static void event_wait(struct event *e) {
-    char c;
-    CHECK_EQ(read(e->fd[0], &c, 1), 1);
-}
-static void event_destroy(struct event *e) {
-    close(e->fd[0]);
-    close(e->fd[1]);
 }
 
 /* ---- return values */
@@ -121,7 +63,7 @@ static void test_results(void) {
 /* ---- a thread that runs until released */
 
 struct controlled {
-    struct event started, release, done;
+    struct pipe_event started, release, done;
     pthread_t self;        /* pthread_self() inside */
     pthread_t handle;      /* what pthread_create stored, handed in before release */
     int self_join_rc;      /* pthread_join(pthread_self()) inside */
@@ -144,27 +86,27 @@ static void *controlled_thread(void *arg) {
     CHECK_RC(pthread_attr_getdetachstate(&a, &c->detach_state), 0);
     CHECK_RC(pthread_attr_destroy(&a), 0);
     c->self_join_rc = pthread_join(pthread_self(), NULL);
-    event_set(&c->started);
-    event_wait(&c->release);
+    pipe_event_set(&c->started);
+    pipe_event_wait(&c->release);
     c->name_rc = pthread_getname_np(pthread_self(), c->name_inside, sizeof c->name_inside);
     CHECK(pthread_equal(pthread_self(), c->handle), "pthread_self() inside differs from pthread_create's handle");
     CHECK(pthread_equal(pthread_self(), c->self), "pthread_self() changed during the thread's life");
     CHECK(local == 1, "local variable changed");
-    event_set(&c->done);
+    pipe_event_set(&c->done);
     return c;
 }
 
 static void controlled_init(struct controlled *c) {
     memset(c, 0, sizeof *c);
-    event_init(&c->started);
-    event_init(&c->release);
-    event_init(&c->done);
+    pipe_event_init(&c->started);
+    pipe_event_init(&c->release);
+    pipe_event_init(&c->done);
 }
 
 static void controlled_destroy(struct controlled *c) {
-    event_destroy(&c->started);
-    event_destroy(&c->release);
-    event_destroy(&c->done);
+    pipe_event_destroy(&c->started);
+    pipe_event_destroy(&c->release);
+    pipe_event_destroy(&c->done);
 }
 
 static void test_running_thread(void) {
@@ -172,7 +114,7 @@ static void test_running_thread(void) {
     controlled_init(&c);
     pthread_t t = spawn(controlled_thread, &c);
     c.handle = t;
-    event_wait(&c.started);
+    pipe_event_wait(&c.started);
 
     /* Identity. */
     CHECK(pthread_equal(c.self, t), "pthread_self() in the thread is not the pthread_t from pthread_create");
@@ -183,10 +125,10 @@ static void test_running_thread(void) {
 
     /* Still running: tryjoin, timedjoin. */
     CHECK_RC(pthread_tryjoin_np(t, NULL), EBUSY);
-    const int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    const int64_t t0 = now_ns();
     struct timespec abs = abs_after_ms(CLOCK_REALTIME, 100);
     int rc = pthread_timedjoin_np(t, NULL, &abs);
-    const int64_t ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    const int64_t ms = (now_ns() - t0) / 1000000;
     CHECK(rc == ETIMEDOUT, "pthread_timedjoin_np on a running thread returned %d (%s), expected ETIMEDOUT", rc,
           strerror(rc));
     CHECK(ms >= 99 && ms < 1000, "pthread_timedjoin_np(+100 ms) took %lld ms", (long long)ms);
@@ -219,8 +161,8 @@ static void test_running_thread(void) {
     CHECK_RC(pthread_getname_np(t, name, sizeof name), 0);
     CHECK(strcmp(name, "worker-42") == 0, "a rejected name changed the name to \"%s\"", name);
 
-    event_set(&c.release);
-    event_wait(&c.done);
+    pipe_event_set(&c.release);
+    pipe_event_wait(&c.done);
     void *result = NULL;
     CHECK_RC(pthread_join(t, &result), 0);
     CHECK(result == &c, "join returned %p, expected %p", result, (void *)&c);
@@ -238,8 +180,8 @@ static void test_running_thread(void) {
 
 static void *finish_after_release(void *arg) {
     struct controlled *c = arg;
-    event_wait(&c->release);
-    event_set(&c->done);
+    pipe_event_wait(&c->release);
+    pipe_event_set(&c->done);
     return NULL;
 }
 
@@ -249,7 +191,7 @@ static void *report_detach_state(void *arg) {
     CHECK_RC(pthread_getattr_np(pthread_self(), &a), 0);
     CHECK_RC(pthread_attr_getdetachstate(&a, &c->detach_state), 0);
     CHECK_RC(pthread_attr_destroy(&a), 0);
-    event_set(&c->done);
+    pipe_event_set(&c->done);
     return NULL;
 }
 
@@ -260,8 +202,8 @@ static void test_detach(void) {
     CHECK_RC(pthread_detach(t), 0);
     CHECK_RC(pthread_detach(t), EINVAL); /* still alive: the handle is valid, and no longer joinable */
     CHECK_RC(pthread_kill(t, 0), 0);
-    event_set(&c.release);
-    event_wait(&c.done);
+    pipe_event_set(&c.release);
+    pipe_event_wait(&c.done);
     controlled_destroy(&c);
 
     /* Detaching a thread that has already finished (not yet joined) is
@@ -282,7 +224,7 @@ static void test_detach(void) {
     CHECK_EQ(state, PTHREAD_CREATE_DETACHED);
     spawn_attr(&attr, report_detach_state, &c);
     CHECK_RC(pthread_attr_destroy(&attr), 0);
-    event_wait(&c.done);
+    pipe_event_wait(&c.done);
     CHECK(c.detach_state == PTHREAD_CREATE_DETACHED,
           "pthread_getattr_np in a thread created detached: detach state %d, expected PTHREAD_CREATE_DETACHED",
           c.detach_state);
@@ -295,7 +237,7 @@ static void test_detach(void) {
         CHECK_RC(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED), 0);
         spawn_attr(&attr, report_detach_state, &c);
         CHECK_RC(pthread_attr_destroy(&attr), 0);
-        event_wait(&c.done);
+        pipe_event_wait(&c.done);
         controlled_destroy(&c);
     }
 }
@@ -384,7 +326,7 @@ static void test_main_exit(const char *self) {
     CHECK_EQ(pipe(fd), 0); /* not CLOEXEC: the child writes to fd[1] */
     char fd_arg[16];
     snprintf(fd_arg, sizeof fd_arg, "%d", fd[1]);
-    const int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    const int64_t t0 = now_ns();
     pid_t pid = fork();
     CHECK(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
@@ -406,7 +348,7 @@ static void test_main_exit(const char *self) {
     close(fd[0]);
     int status = 0;
     CHECK_EQ(waitpid(pid, &status, 0), pid);
-    const int64_t ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    const int64_t ms = (now_ns() - t0) / 1000000;
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
           "main-exit child: status 0x%x (exited %d code %d, signalled %d sig %d), expected exit 0", status,
           WIFEXITED(status), WIFEXITED(status) ? WEXITSTATUS(status) : -1, WIFSIGNALED(status),
@@ -418,7 +360,7 @@ static void test_main_exit(const char *self) {
 
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "main-exit") == 0) return main_exit_child(argv[2]);
-    const int under_shim = dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL;
+    const int under_shim = is_shim();
     /* First, before this process has any thread: fork() with fibers
      * around is not supported by greenld yet. */
     test_main_exit("/proc/self/exe");

@@ -5,7 +5,6 @@
  * greenld only: those 2,000 blocked threads are at most 8 OS threads.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,45 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...)                                                                \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);    \
-            fprintf(stderr, __VA_ARGS__);                                               \
-            fputc('\n', stderr);                                                        \
-            _exit(1);                                                                   \
-        }                                                                               \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                           \
-    do {                                                                                         \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
-        if (a_ != b_) {                                                                          \
-            fprintf(stderr, "%s:%d: CHECK_EQ(%s, %s) failed: %lld != %lld\n", __FILE__, __LINE__, \
-                    #a, #b, a_, b_);                                                             \
-            _exit(1);                                                                            \
-        }                                                                                        \
-    } while (0)
+#include "test_support.h"
 
 enum { NTHREADS = 2000, STACK_SIZE = 64 * 1024 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int os_thread_count(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    CHECK(f != NULL, "fopen /proc/self/status: %s", strerror(errno));
-    char line[256];
-    int n = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1) break;
-    fclose(f);
-    CHECK(n > 0, "no Threads: line in /proc/self/status");
-    return n;
-}
 
 static int socks[NTHREADS][2]; /* main uses [i][0], thread i uses [i][1] */
 static atomic_int about_to_read, echoed;
@@ -77,7 +40,7 @@ static void *echo_once(void *arg) {
 }
 
 int main(void) {
-    const int under_shim = dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL;
+    const int under_shim = is_shim();
 
     /* 4,000 sockets: make sure the soft limit allows them. */
     struct rlimit rl;
@@ -94,7 +57,7 @@ int main(void) {
         CHECK(rc == 0, "socketpair #%d: %s", i, strerror(errno));
     }
 
-    const int64_t t0 = now_ms();
+    const int64_t t0 = now_ns() / 1000000;
     pthread_attr_t attr;
     CHECK_EQ(pthread_attr_init(&attr), 0);
     CHECK_EQ(pthread_attr_setstacksize(&attr, STACK_SIZE), 0);
@@ -104,13 +67,13 @@ int main(void) {
         CHECK(rc == 0, "pthread_create #%d: %s", i, strerror(rc));
     }
     CHECK_EQ(pthread_attr_destroy(&attr), 0);
-    const int64_t created = now_ms() - t0;
+    const int64_t created = now_ns() / 1000000 - t0;
 
     /* Wait until all have reached their read(), then give the last ones a
      * moment to block in it. */
     while (atomic_load(&about_to_read) < NTHREADS) {
-        CHECK(now_ms() - t0 < 10000, "only %d of %d threads reached read() in 10 s", atomic_load(&about_to_read),
-              NTHREADS);
+        CHECK(now_ns() / 1000000 - t0 < 10000, "only %d of %d threads reached read() in 10 s",
+              atomic_load(&about_to_read), NTHREADS);
         usleep(1000);
     }
     usleep(50 * 1000);
@@ -142,7 +105,7 @@ int main(void) {
         close(socks[i][0]);
         close(socks[i][1]);
     }
-    const int64_t total = now_ms() - t0;
+    const int64_t total = now_ns() / 1000000 - t0;
     CHECK(total < 10000, "2,000 echo threads took %lld ms", (long long)total);
     printf("t_many_threads: ok (%s): created in %lld ms, %d OS threads while blocked, %lld ms in all\n",
            under_shim ? "greenld" : "native", (long long)created, os_threads, (long long)total);

@@ -6,7 +6,6 @@
  * between the native main thread and a created thread in both directions.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,73 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...)                                                                \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);    \
-            fprintf(stderr, __VA_ARGS__);                                               \
-            fputc('\n', stderr);                                                        \
-            _exit(1);                                                                   \
-        }                                                                               \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                           \
-    do {                                                                                         \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
-        if (a_ != b_) {                                                                          \
-            fprintf(stderr, "%s:%d: CHECK_EQ(%s, %s) failed: %lld != %lld\n", __FILE__, __LINE__, \
-                    #a, #b, a_, b_);                                                             \
-            _exit(1);                                                                            \
-        }                                                                                        \
-    } while (0)
-
-/* For functions that return an error number: prints its name. */
-#define CHECK_RC(expr, want)                                                                       \
-    do {                                                                                           \
-        int got_ = (expr), want_ = (want);                                                         \
-        if (got_ != want_) {                                                                       \
-            fprintf(stderr, "%s:%d: %s returned %d (%s), expected %d (%s)\n", __FILE__, __LINE__,  \
-                    #expr, got_, strerror(got_), want_, strerror(want_));                          \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
-
-static int64_t now_ns(clockid_t clock) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static struct timespec abs_after_ms(clockid_t clock, long ms) {
-    int64_t t = now_ns(clock) + (int64_t)ms * 1000000;
-    struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
-    return ts;
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg) {
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create: %s", strerror(rc));
-    return t;
-}
-
-static void join(pthread_t t) { CHECK_RC(pthread_join(t, NULL), 0); }
-
-/* A one-shot event for sequencing threads, built on a pipe so that it does
- * not depend on the mutex under test. */
-struct event {
-    int fd[2];
-};
-static void event_init(struct event *e) { CHECK_EQ(pipe(e->fd), 0); }
-static void event_set(struct event *e) { CHECK_EQ(write(e->fd[1], "x", 1), 1); }
-static void event_wait(struct event *e) {
-    char c;
-    CHECK_EQ(read(e->fd[0], &c, 1), 1);
-}
-static void event_destroy(struct event *e) {
-    close(e->fd[0]);
-    close(e->fd[1]);
-}
+#include "test_support.h"
 
 /* ---- mutual exclusion under contention */
 
@@ -229,68 +162,68 @@ static void test_errorcheck(void) {
 
 struct holder {
     pthread_mutex_t *m;
-    struct event locked, release;
+    struct pipe_event locked, release;
 };
 
 /* Locks m, says so, and keeps it until told to release it. */
 static void *hold_until_released(void *arg) {
     struct holder *h = arg;
     CHECK_RC(pthread_mutex_lock(h->m), 0);
-    event_set(&h->locked);
-    event_wait(&h->release);
+    pipe_event_set(&h->locked);
+    pipe_event_wait(&h->release);
     CHECK_RC(pthread_mutex_unlock(h->m), 0);
     return NULL;
 }
 
 static pthread_t start_holder(struct holder *h, pthread_mutex_t *m) {
     h->m = m;
-    event_init(&h->locked);
-    event_init(&h->release);
+    pipe_event_init(&h->locked);
+    pipe_event_init(&h->release);
     pthread_t t = spawn(hold_until_released, h);
-    event_wait(&h->locked);
+    pipe_event_wait(&h->locked);
     return t;
 }
 
 static void stop_holder(struct holder *h, pthread_t t) {
-    event_set(&h->release);
+    pipe_event_set(&h->release);
     join(t);
-    event_destroy(&h->locked);
-    event_destroy(&h->release);
+    pipe_event_destroy(&h->locked);
+    pipe_event_destroy(&h->release);
 }
 
 /* Times out on a mutex another thread holds, in every way there is. */
 static void timeouts_on(pthread_mutex_t *m, const char *who) {
     CHECK(pthread_mutex_trylock(m) == EBUSY, "%s: trylock on a mutex held by another thread", who);
 
-    int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    int64_t t0 = now_ns();
     struct timespec abs = abs_after_ms(CLOCK_REALTIME, 100);
     int rc = pthread_mutex_timedlock(m, &abs);
-    int64_t ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    int64_t ms = (now_ns() - t0) / 1000000;
     CHECK(rc == ETIMEDOUT, "%s: pthread_mutex_timedlock returned %d (%s), expected ETIMEDOUT", who, rc, strerror(rc));
     CHECK(ms >= 99 && ms < 1000, "%s: pthread_mutex_timedlock(+100 ms) took %lld ms", who, (long long)ms);
 
-    t0 = now_ns(CLOCK_MONOTONIC);
+    t0 = now_ns();
     abs = abs_after_ms(CLOCK_MONOTONIC, 100);
     rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &abs);
-    ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    ms = (now_ns() - t0) / 1000000;
     CHECK(rc == ETIMEDOUT, "%s: pthread_mutex_clocklock(MONOTONIC) returned %d (%s), expected ETIMEDOUT", who, rc,
           strerror(rc));
     CHECK(ms >= 100 && ms < 1000, "%s: pthread_mutex_clocklock(MONOTONIC, +100 ms) took %lld ms", who,
           (long long)ms);
 
-    t0 = now_ns(CLOCK_MONOTONIC);
+    t0 = now_ns();
     abs = abs_after_ms(CLOCK_REALTIME, 100);
     rc = pthread_mutex_clocklock(m, CLOCK_REALTIME, &abs);
-    ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    ms = (now_ns() - t0) / 1000000;
     CHECK(rc == ETIMEDOUT, "%s: pthread_mutex_clocklock(REALTIME) returned %d (%s), expected ETIMEDOUT", who, rc,
           strerror(rc));
     CHECK(ms >= 99 && ms < 1000, "%s: pthread_mutex_clocklock(REALTIME, +100 ms) took %lld ms", who, (long long)ms);
 
     /* An abstime in the past times out at once. */
-    t0 = now_ns(CLOCK_MONOTONIC);
+    t0 = now_ns();
     abs = abs_after_ms(CLOCK_REALTIME, -1000);
     rc = pthread_mutex_timedlock(m, &abs);
-    ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    ms = (now_ns() - t0) / 1000000;
     CHECK(rc == ETIMEDOUT, "%s: timedlock with a past abstime returned %d (%s)", who, rc, strerror(rc));
     CHECK(ms < 100, "%s: timedlock with a past abstime took %lld ms", who, (long long)ms);
 
@@ -334,15 +267,15 @@ static void test_timeouts(void) {
 
     /* A timed lock that the holder releases in time succeeds, late. */
     t = start_holder(&h, &m);
-    int64_t t0 = now_ns(CLOCK_MONOTONIC);
-    event_set(&h.release);
+    int64_t t0 = now_ns();
+    pipe_event_set(&h.release);
     abs = abs_after_ms(CLOCK_REALTIME, 5000);
     CHECK_RC(pthread_mutex_timedlock(&m, &abs), 0);
-    CHECK((now_ns(CLOCK_MONOTONIC) - t0) < 2000000000LL, "timedlock released in time waited too long");
+    CHECK((now_ns() - t0) < 2000000000LL, "timedlock released in time waited too long");
     CHECK_RC(pthread_mutex_unlock(&m), 0);
     join(t);
-    event_destroy(&h.locked);
-    event_destroy(&h.release);
+    pipe_event_destroy(&h.locked);
+    pipe_event_destroy(&h.release);
     CHECK_RC(pthread_mutex_destroy(&m), 0);
 }
 
@@ -350,7 +283,7 @@ static void test_timeouts(void) {
 
 struct handoff {
     pthread_mutex_t m;
-    struct event locked;
+    struct pipe_event locked;
     atomic_int released; /* set by the holder just before it unlocks */
     atomic_int acquired; /* set by the waiter once it has the lock */
 };
@@ -358,7 +291,7 @@ struct handoff {
 static void *fiber_holds(void *arg) {
     struct handoff *h = arg;
     CHECK_RC(pthread_mutex_lock(&h->m), 0);
-    event_set(&h->locked);
+    pipe_event_set(&h->locked);
     usleep(100 * 1000);
     atomic_store(&h->released, 1);
     CHECK_RC(pthread_mutex_unlock(&h->m), 0);
@@ -367,7 +300,7 @@ static void *fiber_holds(void *arg) {
 
 static void *fiber_waits(void *arg) {
     struct handoff *h = arg;
-    event_set(&h->locked); /* "I am about to lock" */
+    pipe_event_set(&h->locked); /* "I am about to lock" */
     CHECK_RC(pthread_mutex_lock(&h->m), 0);
     CHECK(atomic_load(&h->released), "created thread got a mutex main still held");
     atomic_store(&h->acquired, 1);
@@ -378,15 +311,15 @@ static void *fiber_waits(void *arg) {
 static void test_native_and_created(void) {
     struct handoff h;
     CHECK_RC(pthread_mutex_init(&h.m, NULL), 0);
-    event_init(&h.locked);
+    pipe_event_init(&h.locked);
 
     /* A created thread holds it; the native main thread blocks on it. */
     atomic_store(&h.released, 0);
     pthread_t t = spawn(fiber_holds, &h);
-    event_wait(&h.locked);
-    int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    pipe_event_wait(&h.locked);
+    int64_t t0 = now_ns();
     CHECK_RC(pthread_mutex_lock(&h.m), 0);
-    int64_t ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    int64_t ms = (now_ns() - t0) / 1000000;
     CHECK(atomic_load(&h.released), "main got a mutex the created thread still held");
     CHECK(ms >= 50, "main waited only %lld ms for a mutex held for 100 ms", (long long)ms);
     CHECK_RC(pthread_mutex_unlock(&h.m), 0);
@@ -397,7 +330,7 @@ static void test_native_and_created(void) {
     atomic_store(&h.acquired, 0);
     CHECK_RC(pthread_mutex_lock(&h.m), 0);
     t = spawn(fiber_waits, &h);
-    event_wait(&h.locked);
+    pipe_event_wait(&h.locked);
     usleep(100 * 1000);
     CHECK(!atomic_load(&h.acquired), "created thread got a mutex main holds");
     atomic_store(&h.released, 1);
@@ -408,12 +341,12 @@ static void test_native_and_created(void) {
     /* Both at once, many times: main and 8 threads hand it around. */
     count_with(&h.m, "mutex shared by main and created threads");
 
-    event_destroy(&h.locked);
+    pipe_event_destroy(&h.locked);
     CHECK_RC(pthread_mutex_destroy(&h.m), 0);
 }
 
 int main(void) {
-    const int under_shim = dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL;
+    const int under_shim = is_shim();
     test_counting();
     test_recursive();
     test_errorcheck();

@@ -18,14 +18,12 @@
  *     description's flags too, and that every record arrived.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,80 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- common test scaffolding ------------------------------------------ */
-
-static const char *volatile g_phase = "setup";
-
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-{
-    int saved = errno;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s:%d: CHECK failed in phase '%s': %s: %s (errno now %d %s)\n", file, line, g_phase, expr,
-            msg, saved, strerror(saved));
-    _exit(1);
-}
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);    \
-    } while (0)
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    const char *p = g_phase;
-    static const char pre[] = "TIMEOUT (watchdog) in phase: ";
-    syscall(SYS_write, 2, pre, sizeof pre - 1);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(2);
-}
-
-static void watchdog(unsigned seconds)
-{
-    signal(SIGALRM, on_alarm);
-    alarm(seconds);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create returned %d", rc);
-    return t;
-}
-
-static void *join(pthread_t t)
-{
-    void *ret = NULL;
-    int rc = pthread_join(t, &ret);
-    CHECK(rc == 0, "pthread_join returned %d", rc);
-    return ret;
-}
-
-static int is_shim(void) { return dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL; }
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 2685821657736338717ull;
-}
+#include "test_support.h"
 
 /* ---- flag checks ------------------------------------------------------------ */
 
@@ -255,7 +180,7 @@ static void *flag_monitor(void *arg)
 
 static void test_pipe_threads(void)
 {
-    g_phase = "4 writer threads, 1 reader thread on one pipe";
+    set_phase("4 writer threads, 1 reader thread on one pipe");
     CHECK(pipe(g_pipe) == 0, "pipe");
     check_blocking(g_pipe[0], "new pipe read end");
     check_blocking(g_pipe[1], "new pipe write end");
@@ -319,7 +244,7 @@ static void *stdout_monitor(void *arg)
 
 static int child_main(void)
 {
-    g_phase = "child: threads writing to stdout (a pipe)";
+    set_phase("child: threads writing to stdout (a pipe)");
     check_blocking(1, "child at start, inherited stdout");
     pthread_t mon = spawn(stdout_monitor, NULL);
     pthread_t t[CHILD_WRITERS];
@@ -334,7 +259,7 @@ static int child_main(void)
 
 static void test_stdout_pipe(void)
 {
-    g_phase = "parent: stdout of a re-executed child is a pipe";
+    set_phase("parent: stdout of a re-executed child is a pipe");
     int p[2];
     CHECK(pipe(p) == 0, "pipe");
     pid_t pid = fork();

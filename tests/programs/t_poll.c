@@ -33,273 +33,24 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-/* ---- common test scaffolding ------------------------------------------ */
+#include "test_support.h"
+#include "delayed_action.h"
 
-static const char *volatile g_phase = "setup";
-
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-{
-    int saved = errno;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s:%d: CHECK failed in phase '%s': %s: %s (errno now %d %s)\n", file, line, g_phase, expr,
-            msg, saved, strerror(saved));
-    _exit(1);
-}
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);    \
-    } while (0)
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    const char *p = g_phase;
-    static const char pre[] = "TIMEOUT (watchdog) in phase: ";
-    syscall(SYS_write, 2, pre, sizeof pre - 1);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(2);
-}
-
-static void watchdog(unsigned seconds)
-{
-    signal(SIGALRM, on_alarm);
-    alarm(seconds);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 #define MS(ns) ((double)(ns) / 1e6)
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create returned %d", rc);
-    return t;
-}
-
-static void *join(pthread_t t)
-{
-    void *ret = NULL;
-    int rc = pthread_join(t, &ret);
-    CHECK(rc == 0, "pthread_join returned %d", rc);
-    return ret;
-}
-
-/* A start line for n threads, on a mutex and a condition variable (this test
- * is about poll, not about pthread_barrier_t). */
-struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int waiting, parties;
-    unsigned generation;
-};
-static void gate_init(struct gate *g, int parties)
-{
-    CHECK(pthread_mutex_init(&g->mu, NULL) == 0, "pthread_mutex_init");
-    CHECK(pthread_cond_init(&g->cv, NULL) == 0, "pthread_cond_init");
-    g->waiting = 0;
-    g->parties = parties;
-    g->generation = 0;
-}
-static void gate_wait(struct gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    unsigned gen = g->generation;
-    if (++g->waiting == g->parties) {
-        g->waiting = 0;
-        g->generation++;
-        pthread_cond_broadcast(&g->cv);
-    } else {
-        while (gen == g->generation) pthread_cond_wait(&g->cv, &g->mu);
-    }
-    pthread_mutex_unlock(&g->mu);
-}
-static void gate_destroy(struct gate *g)
-{
-    pthread_cond_destroy(&g->cv);
-    pthread_mutex_destroy(&g->mu);
-}
-
-static int is_shim(void) { return dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL; }
-
-/* Runs one test body in a created thread (a fiber under the shim). */
-struct body {
-    void (*fn)(void);
-};
-static void *body_main(void *arg)
-{
-    ((struct body *)arg)->fn();
-    return NULL;
-}
-static void run_in_thread(const char *phase, void (*fn)(void))
-{
-    g_phase = phase;
-    struct body b = {fn};
-    join(spawn(body_main, &b));
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 2685821657736338717ull;
-}
-
-static void unix_pair(int sv[2], int flags)
-{
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM | flags, 0, sv) == 0, "socketpair");
-}
-
-/* A listening TCP socket on 127.0.0.1 and an ephemeral port. */
-static int tcp_listener(struct sockaddr_in *addr)
-{
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(l >= 0, "socket");
-    memset(addr, 0, sizeof *addr);
-    addr->sin_family = AF_INET;
-    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof *addr;
-    CHECK(bind(l, (struct sockaddr *)addr, sizeof *addr) == 0, "bind");
-    CHECK(getsockname(l, (struct sockaddr *)addr, &len) == 0, "getsockname");
-    CHECK(listen(l, 16) == 0, "listen");
-    return l;
-}
-
-static void tcp_pair(int *a, int *b)
-{
-    struct sockaddr_in addr;
-    int l = tcp_listener(&addr);
-    *a = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(*a >= 0, "socket");
-    CHECK(connect(*a, (struct sockaddr *)&addr, sizeof addr) == 0, "connect");
-    *b = accept(l, NULL, NULL);
-    CHECK(*b >= 0, "accept");
-    close(l);
-}
-
-/* A number that is certainly not an open fd but lies inside the fd table
- * (the kernel ignores select bits beyond the table, poll does not). */
-static int closed_fd(void)
-{
-    int fd = dup(0);
-    CHECK(fd >= 0, "dup");
-    CHECK(close(fd) == 0, "close");
-    return fd;
-}
-
-/* A pipe whose capacity is one page, filled: not writable. */
-static void full_pipe(int p[2])
-{
-    CHECK(pipe(p) == 0, "pipe");
-    CHECK(fcntl(p[1], F_SETPIPE_SZ, 4096) == 4096, "F_SETPIPE_SZ 4096");
-    char page[4096];
-    memset(page, 'p', sizeof page);
-    CHECK(write(p[1], page, sizeof page) == (ssize_t)sizeof page, "fill the pipe");
-}
-
-static void read_exactly(int fd, size_t n)
-{
-    char buf[4096];
-    while (n > 0) {
-        ssize_t r = read(fd, buf, n < sizeof buf ? n : sizeof buf);
-        CHECK(r > 0, "read(%d) returned %zd with %zu bytes to go", fd, r, n);
-        n -= (size_t)r;
-    }
-}
-
-/* ---- something happens to an fd after a delay, in another thread ------- */
-
-enum action { ACT_WRITE, ACT_CLOSE, ACT_SHUT_WR, ACT_OOB, ACT_DRAIN, ACT_CONNECT };
-
-struct delayed {
-    int ms;
-    enum action act;
-    int fd;
-    size_t n;                 /* ACT_DRAIN: bytes to read */
-    struct sockaddr_in addr;  /* ACT_CONNECT */
-    int64_t at_ns;            /* clock just before the action */
-    int made_fd;              /* ACT_CONNECT: the connected socket */
-    pthread_t thread;
-};
-
-static void *delayed_main(void *arg)
-{
-    struct delayed *d = arg;
-    sleep_ms(d->ms);
-    d->at_ns = now_ns();
-    switch (d->act) {
-    case ACT_WRITE:
-        CHECK(write(d->fd, "x", 1) == 1, "delayed write to fd %d", d->fd);
-        break;
-    case ACT_CLOSE:
-        CHECK(close(d->fd) == 0, "delayed close of fd %d", d->fd);
-        break;
-    case ACT_SHUT_WR:
-        CHECK(shutdown(d->fd, SHUT_WR) == 0, "delayed shutdown of fd %d", d->fd);
-        break;
-    case ACT_OOB:
-        CHECK(send(d->fd, "!", 1, MSG_OOB) == 1, "delayed send(MSG_OOB) on fd %d", d->fd);
-        break;
-    case ACT_DRAIN:
-        read_exactly(d->fd, d->n);
-        break;
-    case ACT_CONNECT:
-        d->made_fd = socket(AF_INET, SOCK_STREAM, 0);
-        CHECK(d->made_fd >= 0, "socket");
-        CHECK(connect(d->made_fd, (struct sockaddr *)&d->addr, sizeof d->addr) == 0, "delayed connect");
-        break;
-    }
-    return NULL;
-}
-
-static void start_delayed(struct delayed *d, int ms, enum action act, int fd)
-{
-    d->ms = ms;
-    d->act = act;
-    d->fd = fd;
-    d->at_ns = 0;
-    d->made_fd = -1;
-    d->thread = spawn(delayed_main, d);
-}
 
 /* ---- the tests ---------------------------------------------------------- */
 
@@ -307,7 +58,7 @@ static void start_delayed(struct delayed *d, int ms, enum action act, int fd)
 static void test_readable_later(void)
 {
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     struct pollfd p = {sv[0], POLLIN, 0x7fff};
     int64_t t0 = now_ns();
     struct delayed d;
@@ -328,7 +79,7 @@ static void test_readable_later(void)
 static void test_timeout(void)
 {
     int sv[2], fp[2], idle[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     full_pipe(fp);
     CHECK(pipe(idle) == 0, "pipe");
     struct pollfd p[4] = {
@@ -356,7 +107,7 @@ static void test_timeout(void)
 static void test_timeout_zero(void)
 {
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     struct pollfd p = {sv[0], POLLIN, 0x7fff};
     int64_t t0 = now_ns();
     int r = poll(&p, 1, 0);
@@ -377,7 +128,7 @@ static void test_timeout_zero(void)
 static void test_infinite(void)
 {
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     struct pollfd p = {sv[0], POLLIN, 0};
     struct delayed d;
     int64_t t0 = now_ns();
@@ -396,7 +147,7 @@ static void test_infinite(void)
 static void test_pollout(void)
 {
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     struct pollfd p = {sv[0], POLLOUT, 0};
     int64_t t0 = now_ns();
     int r = poll(&p, 1, -1);
@@ -417,7 +168,7 @@ static void test_many_fds(void)
 {
     static int pairs[NPAIRS][2];
     static struct pollfd p[NPAIRS];
-    for (int i = 0; i < NPAIRS; i++) unix_pair(pairs[i], 0);
+    for (int i = 0; i < NPAIRS; i++) unix_pair(pairs[i], SOCK_STREAM);
     uint64_t rng = 0x9e3779b97f4a7c15ull;
     for (int round = 0; round < 4; round++) {
         int k = (int)(rng_next(&rng) % NPAIRS);
@@ -432,7 +183,7 @@ static void test_many_fds(void)
         for (int i = 0; i < NPAIRS; i++)
             CHECK(p[i].revents == (i == k ? POLLIN : 0), "round %d: entry %d (fd %d) revents %#x; pair %d was written",
                   round, i, p[i].fd, p[i].revents, k);
-        read_exactly(pairs[k][0], 1);
+        discard_exact(pairs[k][0], 1);
     }
     int a = 17, b = 183;
     CHECK(write(pairs[a][1], "x", 1) == 1 && write(pairs[b][1], "x", 1) == 1, "write");
@@ -451,7 +202,7 @@ static void test_many_fds(void)
 static void test_negative_fd(void)
 {
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     struct pollfd p[3] = {{-1, POLLIN, 0x7fff}, {sv[0], POLLIN, 0x7fff}, {-42, POLLOUT, 0x7fff}};
     struct delayed d;
     start_delayed(&d, 30, ACT_WRITE, sv[1]);
@@ -479,7 +230,7 @@ static void test_negative_fd(void)
 static void test_closed_fd(void)
 {
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     int bad = closed_fd();
     struct pollfd p[2] = {{sv[0], POLLIN, 0x7fff}, {bad, POLLIN, 0x7fff}};
     int64_t t0 = now_ns();
@@ -503,7 +254,7 @@ static void test_hangup(void)
     struct delayed d;
 
     /* Peer closes: POLLIN|POLLHUP|POLLRDHUP. */
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     struct pollfd p = {sv[0], POLLIN | POLLRDHUP, 0};
     start_delayed(&d, 50, ACT_CLOSE, sv[1]);
     int r = poll(&p, 1, -1);
@@ -513,7 +264,7 @@ static void test_hangup(void)
     close(sv[0]);
 
     /* events 0: waits for the hang-up only. */
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     p = (struct pollfd){sv[0], 0, 0};
     int64_t t0 = now_ns();
     start_delayed(&d, 50, ACT_CLOSE, sv[1]);
@@ -526,7 +277,7 @@ static void test_hangup(void)
     close(sv[0]);
 
     /* Peer shuts down writing: POLLIN|POLLRDHUP, no POLLHUP. */
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     p = (struct pollfd){sv[0], POLLIN | POLLRDHUP, 0};
     start_delayed(&d, 50, ACT_SHUT_WR, sv[1]);
     r = poll(&p, 1, -1);
@@ -547,7 +298,7 @@ static void test_pipes(void)
     int r = poll(&p, 1, -1);
     join(d.thread);
     CHECK(r == 1 && p.revents == POLLIN, "pipe written: returned %d revents %#x", r, p.revents);
-    read_exactly(pp[0], 1);
+    discard_exact(pp[0], 1);
     /* The writer goes away: POLLHUP, no POLLIN (empty). */
     start_delayed(&d, 50, ACT_CLOSE, pp[1]);
     r = poll(&p, 1, -1);
@@ -606,7 +357,7 @@ static void test_pollpri(void)
 static void test_listener(void)
 {
     struct delayed d;
-    int l = tcp_listener(&d.addr);
+    int l = tcp_listener(&d.addr, 16);
     struct pollfd p = {l, POLLIN, 0};
     start_delayed(&d, 50, ACT_CONNECT, -1);
     int r = poll(&p, 1, -1);
@@ -627,7 +378,7 @@ static void test_fd_kinds(void)
 {
     int sv[2];
     struct delayed d;
-    unix_pair(sv, SOCK_NONBLOCK);
+    unix_pair(sv, SOCK_STREAM | SOCK_NONBLOCK);
     struct pollfd p = {sv[0], POLLIN, 0};
     int64_t t0 = now_ns();
     start_delayed(&d, 50, ACT_WRITE, sv[1]);
@@ -637,7 +388,7 @@ static void test_fd_kinds(void)
     CHECK(r == 1 && p.revents == POLLIN, "non-blocking socket: returned %d revents %#x", r, p.revents);
     CHECK(t1 >= d.at_ns && t1 - t0 >= 40000000, "non-blocking socket: poll returned after %.1f ms, before the write",
           MS(t1 - t0));
-    read_exactly(sv[0], 1);
+    discard_exact(sv[0], 1);
 
     struct pollfd two[2] = {{sv[0], POLLIN, 0}, {sv[0], POLLIN, 0}};
     start_delayed(&d, 50, ACT_WRITE, sv[1]);
@@ -665,7 +416,7 @@ static void test_errors(void)
     int r = poll(bad, 1, 100);
     CHECK(r == -1 && errno == EFAULT, "poll(bad pointer): returned %d errno %d, expected -1 EFAULT", r, errno);
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     struct pollfd p = {sv[0], POLLIN, 0};
     struct timespec ts = {0, 1000000000};
     errno = 0;
@@ -686,7 +437,7 @@ static void test_errors(void)
 static void test_ppoll(void)
 {
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     struct pollfd p = {sv[0], POLLIN, 0x7fff};
     struct timespec ts = {0, 100000000};
     int64_t t0 = now_ns();
@@ -707,7 +458,7 @@ static void test_ppoll(void)
     CHECK(r == 1 && p.revents == POLLIN, "ppoll(3 s), data after 50 ms: returned %d revents %#x", r, p.revents);
     CHECK(t1 >= d.at_ns && t1 - t0 < 1000000000, "ppoll returned after %.1f ms", MS(t1 - t0));
     CHECK(ts.tv_sec == 3 && ts.tv_nsec == 0, "ppoll changed the caller's timespec");
-    read_exactly(sv[0], 1);
+    discard_exact(sv[0], 1);
 
     /* NULL timeout with an (empty) signal mask: waits until data. */
     sigset_t none;
@@ -718,7 +469,7 @@ static void test_ppoll(void)
     join(d.thread);
     CHECK(r == 1 && p.revents == POLLIN, "ppoll(NULL): returned %d revents %#x", r, p.revents);
     CHECK(t1 >= d.at_ns, "ppoll(NULL) returned before the write");
-    read_exactly(sv[0], 1);
+    discard_exact(sv[0], 1);
 
     ts = (struct timespec){0, 0};
     t0 = now_ns();
@@ -755,7 +506,7 @@ static void *same_fd_poller(void *arg)
 static void test_same_fd(void)
 {
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     g_same_fd = sv[0];
     gate_init(&g_same_gate, SAME_FD_POLLERS + 1);
     pthread_t t[SAME_FD_POLLERS];
@@ -805,7 +556,7 @@ static void *staggered_poller(void *arg)
 static void test_staggered(void)
 {
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     g_idle_fd = sv[0];
     gate_init(&g_stagger_gate, STAGGERED);
     pthread_t t[STAGGERED];
@@ -835,10 +586,10 @@ int main(void)
     fprintf(stderr, "t_poll: running %s\n", is_shim() ? "under greenld" : "natively");
 
     /* The main thread too (native under the shim). */
-    g_phase = "main thread: poll timeout";
+    set_phase("main thread: poll timeout");
     {
         int sv[2];
-        unix_pair(sv, 0);
+        unix_pair(sv, SOCK_STREAM);
         struct pollfd p = {sv[0], POLLIN, 0x7fff};
         int64_t t0 = now_ns();
         int r = poll(&p, 1, 50);
@@ -849,23 +600,23 @@ int main(void)
         close(sv[1]);
     }
 
-    run_in_thread("readable after 50 ms", test_readable_later);
-    run_in_thread("timeout 100 ms, nothing ready", test_timeout);
-    run_in_thread("timeout 0", test_timeout_zero);
-    run_in_thread("timeout -1 woken by data", test_infinite);
-    run_in_thread("POLLOUT on a writable socket", test_pollout);
-    run_in_thread("200 socketpairs, one ready", test_many_fds);
-    run_in_thread("negative fds ignored", test_negative_fd);
-    run_in_thread("closed fd: POLLNVAL", test_closed_fd);
-    run_in_thread("POLLHUP / POLLRDHUP", test_hangup);
-    run_in_thread("pipes", test_pipes);
-    run_in_thread("POLLPRI on TCP urgent data", test_pollpri);
-    run_in_thread("listening socket", test_listener);
-    run_in_thread("O_NONBLOCK, same fd twice, regular file", test_fd_kinds);
-    run_in_thread("errors", test_errors);
-    run_in_thread("ppoll", test_ppoll);
-    run_in_thread("several threads poll one fd", test_same_fd);
-    run_in_thread("50 threads, staggered timeouts", test_staggered);
+    run_in_created_thread("readable after 50 ms", test_readable_later);
+    run_in_created_thread("timeout 100 ms, nothing ready", test_timeout);
+    run_in_created_thread("timeout 0", test_timeout_zero);
+    run_in_created_thread("timeout -1 woken by data", test_infinite);
+    run_in_created_thread("POLLOUT on a writable socket", test_pollout);
+    run_in_created_thread("200 socketpairs, one ready", test_many_fds);
+    run_in_created_thread("negative fds ignored", test_negative_fd);
+    run_in_created_thread("closed fd: POLLNVAL", test_closed_fd);
+    run_in_created_thread("POLLHUP / POLLRDHUP", test_hangup);
+    run_in_created_thread("pipes", test_pipes);
+    run_in_created_thread("POLLPRI on TCP urgent data", test_pollpri);
+    run_in_created_thread("listening socket", test_listener);
+    run_in_created_thread("O_NONBLOCK, same fd twice, regular file", test_fd_kinds);
+    run_in_created_thread("errors", test_errors);
+    run_in_created_thread("ppoll", test_ppoll);
+    run_in_created_thread("several threads poll one fd", test_same_fd);
+    run_in_created_thread("50 threads, staggered timeouts", test_staggered);
 
     fprintf(stderr, "t_poll: all checks passed\n");
     return 0;

@@ -10,7 +10,6 @@
  * process-shared lock (left to glibc).
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,57 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...)                                                                \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);    \
-            fprintf(stderr, __VA_ARGS__);                                               \
-            fputc('\n', stderr);                                                        \
-            _exit(1);                                                                   \
-        }                                                                               \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                           \
-    do {                                                                                         \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
-        if (a_ != b_) {                                                                          \
-            fprintf(stderr, "%s:%d: CHECK_EQ(%s, %s) failed: %lld != %lld\n", __FILE__, __LINE__, \
-                    #a, #b, a_, b_);                                                             \
-            _exit(1);                                                                            \
-        }                                                                                        \
-    } while (0)
-
-/* For functions that return an error number: prints its name. */
-#define CHECK_RC(expr, want)                                                                       \
-    do {                                                                                           \
-        int got_ = (expr), want_ = (want);                                                         \
-        if (got_ != want_) {                                                                       \
-            fprintf(stderr, "%s:%d: %s returned %d (%s), expected %d (%s)\n", __FILE__, __LINE__,  \
-                    #expr, got_, strerror(got_), want_, strerror(want_));                          \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
-
-static int64_t now_ns(clockid_t clock) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static struct timespec abs_after_ms(clockid_t clock, long ms) {
-    int64_t t = now_ns(clock) + (int64_t)ms * 1000000;
-    struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
-    return ts;
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg) {
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create: %s", strerror(rc));
-    return t;
-}
-
-static void join(pthread_t t) { CHECK_RC(pthread_join(t, NULL), 0); }
+#include "test_support.h"
 
 static void init_kind(pthread_rwlock_t *l, int kind) {
     pthread_rwlockattr_t a;
@@ -85,9 +34,9 @@ static void init_kind(pthread_rwlock_t *l, int kind) {
  * the threads it waits for run even on a single hub. */
 #define WAIT_UNTIL(cond, ...)                                                   \
     do {                                                                        \
-        int64_t deadline_ = now_ns(CLOCK_MONOTONIC) + 5000000000LL;             \
+        int64_t deadline_ = now_ns() + 5000000000LL;             \
         while (!(cond)) {                                                       \
-            CHECK(now_ns(CLOCK_MONOTONIC) < deadline_, __VA_ARGS__);            \
+            CHECK(now_ns() < deadline_, __VA_ARGS__);            \
             usleep(1000);                                                       \
         }                                                                       \
     } while (0)
@@ -238,11 +187,11 @@ static void *tryrdlock_expect_ok(void *arg) {
 /* With writer preference, new readers get EBUSY from tryrdlock as soon as a
  * writer waits: that is how we see the writer waiting. */
 static void wait_for_waiting_writer(pthread_rwlock_t *l) {
-    int64_t deadline = now_ns(CLOCK_MONOTONIC) + 5000000000LL;
+    int64_t deadline = now_ns() + 5000000000LL;
     int rc;
     while ((rc = pthread_rwlock_tryrdlock(l)) == 0) {
         CHECK_RC(pthread_rwlock_unlock(l), 0);
-        CHECK(now_ns(CLOCK_MONOTONIC) < deadline, "the writer never started waiting");
+        CHECK(now_ns() < deadline, "the writer never started waiting");
         usleep(1000);
     }
     CHECK_RC(rc, EBUSY);
@@ -455,20 +404,20 @@ static void times_out(pthread_rwlock_t *l, int how, const char *who) {
     const clockid_t clocks[] = {CLOCK_REALTIME, CLOCK_MONOTONIC};
     for (int c = 0; c < 2; ++c) {
         if ((how == TIMED_RDLOCK || how == TIMED_WRLOCK) && clocks[c] != CLOCK_REALTIME) continue;
-        int64_t t0 = now_ns(CLOCK_MONOTONIC);
+        int64_t t0 = now_ns();
         struct timespec abs = abs_after_ms(clocks[c], 100);
         int rc = timed_lock(l, how, clocks[c], &abs);
-        int64_t ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+        int64_t ms = (now_ns() - t0) / 1000000;
         CHECK(rc == ETIMEDOUT, "%s: %s(%s, +100 ms) returned %d (%s), expected ETIMEDOUT", who, timed_name(how),
               clocks[c] == CLOCK_REALTIME ? "REALTIME" : "MONOTONIC", rc, strerror(rc));
         CHECK(ms >= 99 && ms < 1000, "%s: %s(%s, +100 ms) took %lld ms", who, timed_name(how),
               clocks[c] == CLOCK_REALTIME ? "REALTIME" : "MONOTONIC", (long long)ms);
     }
-    int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    int64_t t0 = now_ns();
     struct timespec past = abs_after_ms(CLOCK_REALTIME, -1000);
     int rc = timed_lock(l, how, CLOCK_REALTIME, &past);
     CHECK(rc == ETIMEDOUT, "%s: %s with a past abstime returned %d (%s)", who, timed_name(how), rc, strerror(rc));
-    CHECK((now_ns(CLOCK_MONOTONIC) - t0) < 100000000, "%s: %s with a past abstime took too long", who,
+    CHECK((now_ns() - t0) < 100000000, "%s: %s with a past abstime took too long", who,
           timed_name(how));
 }
 
@@ -563,9 +512,9 @@ static void test_native_and_created(void) {
         struct handoff h = {.l = &l};
         pthread_t t = spawn(created_holds, &h);
         WAIT_UNTIL(atomic_load(&h.started), "the created thread never locked");
-        int64_t t0 = now_ns(CLOCK_MONOTONIC);
+        int64_t t0 = now_ns();
         CHECK_RC(main_writes ? pthread_rwlock_wrlock(&l) : pthread_rwlock_rdlock(&l), 0);
-        int64_t ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+        int64_t ms = (now_ns() - t0) / 1000000;
         CHECK(atomic_load(&h.released), "main got a lock the created thread still held for writing");
         CHECK(ms >= 50, "main waited only %lld ms for a lock held for 100 ms", (long long)ms);
         CHECK_RC(pthread_rwlock_unlock(&l), 0);
@@ -611,7 +560,7 @@ static void test_process_shared(void) {
 }
 
 int main(void) {
-    const int under_shim = dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL;
+    const int under_shim = is_shim();
     test_errors();
     test_readers_share();
     test_reader_preference();

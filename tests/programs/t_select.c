@@ -30,273 +30,24 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-/* ---- common test scaffolding ------------------------------------------ */
+#include "test_support.h"
+#include "delayed_action.h"
 
-static const char *volatile g_phase = "setup";
-
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-{
-    int saved = errno;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s:%d: CHECK failed in phase '%s': %s: %s (errno now %d %s)\n", file, line, g_phase, expr,
-            msg, saved, strerror(saved));
-    _exit(1);
-}
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);    \
-    } while (0)
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    const char *p = g_phase;
-    static const char pre[] = "TIMEOUT (watchdog) in phase: ";
-    syscall(SYS_write, 2, pre, sizeof pre - 1);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(2);
-}
-
-static void watchdog(unsigned seconds)
-{
-    signal(SIGALRM, on_alarm);
-    alarm(seconds);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 #define MS(ns) ((double)(ns) / 1e6)
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create returned %d", rc);
-    return t;
-}
-
-static void *join(pthread_t t)
-{
-    void *ret = NULL;
-    int rc = pthread_join(t, &ret);
-    CHECK(rc == 0, "pthread_join returned %d", rc);
-    return ret;
-}
-
-/* A start line for n threads, on a mutex and a condition variable (this test
- * is about poll, not about pthread_barrier_t). */
-struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int waiting, parties;
-    unsigned generation;
-};
-static void gate_init(struct gate *g, int parties)
-{
-    CHECK(pthread_mutex_init(&g->mu, NULL) == 0, "pthread_mutex_init");
-    CHECK(pthread_cond_init(&g->cv, NULL) == 0, "pthread_cond_init");
-    g->waiting = 0;
-    g->parties = parties;
-    g->generation = 0;
-}
-static void gate_wait(struct gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    unsigned gen = g->generation;
-    if (++g->waiting == g->parties) {
-        g->waiting = 0;
-        g->generation++;
-        pthread_cond_broadcast(&g->cv);
-    } else {
-        while (gen == g->generation) pthread_cond_wait(&g->cv, &g->mu);
-    }
-    pthread_mutex_unlock(&g->mu);
-}
-static void gate_destroy(struct gate *g)
-{
-    pthread_cond_destroy(&g->cv);
-    pthread_mutex_destroy(&g->mu);
-}
-
-static int is_shim(void) { return dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL; }
-
-/* Runs one test body in a created thread (a fiber under the shim). */
-struct body {
-    void (*fn)(void);
-};
-static void *body_main(void *arg)
-{
-    ((struct body *)arg)->fn();
-    return NULL;
-}
-static void run_in_thread(const char *phase, void (*fn)(void))
-{
-    g_phase = phase;
-    struct body b = {fn};
-    join(spawn(body_main, &b));
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 2685821657736338717ull;
-}
-
-static void unix_pair(int sv[2], int flags)
-{
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM | flags, 0, sv) == 0, "socketpair");
-}
-
-/* A listening TCP socket on 127.0.0.1 and an ephemeral port. */
-static int tcp_listener(struct sockaddr_in *addr)
-{
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(l >= 0, "socket");
-    memset(addr, 0, sizeof *addr);
-    addr->sin_family = AF_INET;
-    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof *addr;
-    CHECK(bind(l, (struct sockaddr *)addr, sizeof *addr) == 0, "bind");
-    CHECK(getsockname(l, (struct sockaddr *)addr, &len) == 0, "getsockname");
-    CHECK(listen(l, 16) == 0, "listen");
-    return l;
-}
-
-static void tcp_pair(int *a, int *b)
-{
-    struct sockaddr_in addr;
-    int l = tcp_listener(&addr);
-    *a = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(*a >= 0, "socket");
-    CHECK(connect(*a, (struct sockaddr *)&addr, sizeof addr) == 0, "connect");
-    *b = accept(l, NULL, NULL);
-    CHECK(*b >= 0, "accept");
-    close(l);
-}
-
-/* A number that is certainly not an open fd but lies inside the fd table
- * (the kernel ignores select bits beyond the table, poll does not). */
-static int closed_fd(void)
-{
-    int fd = dup(0);
-    CHECK(fd >= 0, "dup");
-    CHECK(close(fd) == 0, "close");
-    return fd;
-}
-
-/* A pipe whose capacity is one page, filled: not writable. */
-static void full_pipe(int p[2])
-{
-    CHECK(pipe(p) == 0, "pipe");
-    CHECK(fcntl(p[1], F_SETPIPE_SZ, 4096) == 4096, "F_SETPIPE_SZ 4096");
-    char page[4096];
-    memset(page, 'p', sizeof page);
-    CHECK(write(p[1], page, sizeof page) == (ssize_t)sizeof page, "fill the pipe");
-}
-
-static void read_exactly(int fd, size_t n)
-{
-    char buf[4096];
-    while (n > 0) {
-        ssize_t r = read(fd, buf, n < sizeof buf ? n : sizeof buf);
-        CHECK(r > 0, "read(%d) returned %zd with %zu bytes to go", fd, r, n);
-        n -= (size_t)r;
-    }
-}
-
-/* ---- something happens to an fd after a delay, in another thread ------- */
-
-enum action { ACT_WRITE, ACT_CLOSE, ACT_SHUT_WR, ACT_OOB, ACT_DRAIN, ACT_CONNECT };
-
-struct delayed {
-    int ms;
-    enum action act;
-    int fd;
-    size_t n;                 /* ACT_DRAIN: bytes to read */
-    struct sockaddr_in addr;  /* ACT_CONNECT */
-    int64_t at_ns;            /* clock just before the action */
-    int made_fd;              /* ACT_CONNECT: the connected socket */
-    pthread_t thread;
-};
-
-static void *delayed_main(void *arg)
-{
-    struct delayed *d = arg;
-    sleep_ms(d->ms);
-    d->at_ns = now_ns();
-    switch (d->act) {
-    case ACT_WRITE:
-        CHECK(write(d->fd, "x", 1) == 1, "delayed write to fd %d", d->fd);
-        break;
-    case ACT_CLOSE:
-        CHECK(close(d->fd) == 0, "delayed close of fd %d", d->fd);
-        break;
-    case ACT_SHUT_WR:
-        CHECK(shutdown(d->fd, SHUT_WR) == 0, "delayed shutdown of fd %d", d->fd);
-        break;
-    case ACT_OOB:
-        CHECK(send(d->fd, "!", 1, MSG_OOB) == 1, "delayed send(MSG_OOB) on fd %d", d->fd);
-        break;
-    case ACT_DRAIN:
-        read_exactly(d->fd, d->n);
-        break;
-    case ACT_CONNECT:
-        d->made_fd = socket(AF_INET, SOCK_STREAM, 0);
-        CHECK(d->made_fd >= 0, "socket");
-        CHECK(connect(d->made_fd, (struct sockaddr *)&d->addr, sizeof d->addr) == 0, "delayed connect");
-        break;
-    }
-    return NULL;
-}
-
-static void start_delayed(struct delayed *d, int ms, enum action act, int fd)
-{
-    d->ms = ms;
-    d->act = act;
-    d->fd = fd;
-    d->at_ns = 0;
-    d->made_fd = -1;
-    d->thread = spawn(delayed_main, d);
-}
 
 /* ---- set helpers ---------------------------------------------------------- */
 
@@ -327,7 +78,7 @@ static int max_fd(const int *fds, int n)
 static void test_readable_later(void)
 {
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     fd_set rs;
     FD_ZERO(&rs);
     FD_SET(sv[0], &rs);
@@ -367,7 +118,7 @@ static void test_readable_later(void)
 static void test_exact_sets(void)
 {
     int pairs[NPAIRS][2], fp[2];
-    for (int i = 0; i < NPAIRS; i++) unix_pair(pairs[i], 0);
+    for (int i = 0; i < NPAIRS; i++) unix_pair(pairs[i], SOCK_STREAM);
     full_pipe(fp);
     int all[2 * NPAIRS + 2];
     for (int i = 0; i < NPAIRS; i++) all[2 * i] = pairs[i][0], all[2 * i + 1] = pairs[i][1];
@@ -411,7 +162,7 @@ static void test_exact_sets(void)
     CHECK(r == 2 && FD_ISSET(pairs[2][0], &rs) && FD_ISSET(pairs[2][0], &ws),
           "fd readable and writable in both sets: returned %d", r);
     for (int i = 0; i < NPAIRS; i++)
-        if (i == 2 || i == 5 || i == 7) read_exactly(pairs[i][0], 1);
+        if (i == 2 || i == 5 || i == 7) discard_exact(pairs[i][0], 1);
 
     /* One chosen at random becomes readable later: exactly that one. */
     uint64_t rng = 0x243f6a8885a308d3ull;
@@ -433,7 +184,7 @@ static void test_exact_sets(void)
         CHECK(t1 >= d.at_ns, "round %d: select returned before the write", round);
         CHECK_SET("read", nfds, &rs, &want_r);
         CHECK_SET("write", nfds, &ws, &empty);
-        read_exactly(pairs[k][0], 1);
+        discard_exact(pairs[k][0], 1);
     }
     for (int i = 0; i < 2 * NPAIRS + 2; i++) close(all[i]);
 }
@@ -442,7 +193,7 @@ static void test_exact_sets(void)
 static void test_timeout(void)
 {
     int sv[2], fp[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     full_pipe(fp);
     int all[4] = {sv[0], sv[1], fp[0], fp[1]};
     const int nfds = max_fd(all, 4) + 1;
@@ -490,8 +241,8 @@ static void test_sleep(void)
 static void test_nfds(void)
 {
     int lo[2], hi[2];
-    unix_pair(lo, 0);
-    unix_pair(hi, 0);
+    unix_pair(lo, SOCK_STREAM);
+    unix_pair(hi, SOCK_STREAM);
     int a = hi[0] > hi[1] ? hi[0] : hi[1], b = lo[0];
     int peer = a == hi[0] ? hi[1] : hi[0];
     CHECK(a > b, "fd numbers %d, %d", a, b);
@@ -536,7 +287,7 @@ static void test_nfds(void)
 static void test_ebadf(void)
 {
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     CHECK(write(sv[1], "x", 1) == 1, "write");
     int bad = closed_fd();
     int nfds = (bad > sv[0] ? bad : sv[0]) + 1;
@@ -638,7 +389,7 @@ static void test_conditions(void)
     CHECK(r == 1 && FD_ISSET(pp[0], &rs), "pipe writer closed: returned %d", r);
     close(pp[0]);
 
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     FD_ZERO(&rs);
     FD_SET(sv[0], &rs);
     start_delayed(&d, 50, ACT_CLOSE, sv[1]);
@@ -670,7 +421,7 @@ static void test_conditions(void)
     CHECK(r == 1 && FD_ISSET(pp[1], &ws), "full pipe, reader closed: returned %d", r);
     close(pp[1]);
 
-    int l = tcp_listener(&d.addr);
+    int l = tcp_listener(&d.addr, 16);
     FD_ZERO(&rs);
     FD_SET(l, &rs);
     start_delayed(&d, 50, ACT_CONNECT, -1);
@@ -685,7 +436,7 @@ static void test_conditions(void)
     close(d.made_fd);
     close(l);
 
-    unix_pair(sv, SOCK_NONBLOCK);
+    unix_pair(sv, SOCK_STREAM | SOCK_NONBLOCK);
     FD_ZERO(&rs);
     FD_SET(sv[0], &rs);
     int64_t t0 = now_ns();
@@ -703,7 +454,7 @@ static void test_conditions(void)
 static void test_pselect(void)
 {
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     fd_set rs;
     FD_ZERO(&rs);
     FD_SET(sv[0], &rs);
@@ -727,7 +478,7 @@ static void test_pselect(void)
     CHECK(r == 1 && FD_ISSET(sv[0], &rs), "pselect(3 s), data after 50 ms: returned %d", r);
     CHECK(t1 >= d.at_ns && t1 - t0 < 1000000000, "pselect returned after %.1f ms", MS(t1 - t0));
     CHECK(ts.tv_sec == 3 && ts.tv_nsec == 0, "pselect changed the caller's timespec");
-    read_exactly(sv[0], 1);
+    discard_exact(sv[0], 1);
 
     /* NULL timeout and an (empty) signal mask: waits until data. */
     sigset_t none;
@@ -739,7 +490,7 @@ static void test_pselect(void)
     join(d.thread);
     CHECK(r == 1 && FD_ISSET(sv[0], &rs), "pselect(NULL): returned %d", r);
     CHECK(t1 >= d.at_ns, "pselect(NULL) returned before the write");
-    read_exactly(sv[0], 1);
+    discard_exact(sv[0], 1);
 
     /* A sleep, and a zero timeout. */
     ts = (struct timespec){0, 100000000};
@@ -784,7 +535,7 @@ static void *same_fd_selector(void *arg)
 static void test_same_fd(void)
 {
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     g_same_fd = sv[0];
     gate_init(&g_same_gate, SAME_FD_SELECTORS + 1);
     pthread_t t[SAME_FD_SELECTORS];
@@ -836,7 +587,7 @@ static void *staggered_selector(void *arg)
 static void test_staggered(void)
 {
     int sv[2];
-    unix_pair(sv, 0);
+    unix_pair(sv, SOCK_STREAM);
     g_idle_fd = sv[0];
     gate_init(&g_stagger_gate, STAGGERED);
     pthread_t t[STAGGERED];
@@ -865,7 +616,7 @@ int main(void)
     watchdog(30);
     fprintf(stderr, "t_select: running %s\n", is_shim() ? "under greenld" : "natively");
 
-    g_phase = "main thread: select sleep";
+    set_phase("main thread: select sleep");
     {
         struct timeval tv = {0, 50000};
         int64_t t0 = now_ns();
@@ -874,18 +625,18 @@ int main(void)
         CHECK(r == 0 && el >= 50000000, "main: select(50 ms) returned %d after %.3f ms", r, MS(el));
     }
 
-    run_in_thread("readable after 50 ms, timeval updated", test_readable_later);
-    run_in_thread("returned sets hold exactly the ready fds", test_exact_sets);
-    run_in_thread("timeout 100 ms, nothing ready", test_timeout);
-    run_in_thread("select as a sleep", test_sleep);
-    run_in_thread("nfds limits the fds looked at", test_nfds);
-    run_in_thread("closed fd: EBADF", test_ebadf);
-    run_in_thread("EINVAL", test_einval);
-    run_in_thread("exceptional: TCP urgent data", test_except);
-    run_in_thread("EOF, hang-up, broken pipe, listener, O_NONBLOCK", test_conditions);
-    run_in_thread("pselect", test_pselect);
-    run_in_thread("several threads select on one fd", test_same_fd);
-    run_in_thread("30 threads, staggered timeouts", test_staggered);
+    run_in_created_thread("readable after 50 ms, timeval updated", test_readable_later);
+    run_in_created_thread("returned sets hold exactly the ready fds", test_exact_sets);
+    run_in_created_thread("timeout 100 ms, nothing ready", test_timeout);
+    run_in_created_thread("select as a sleep", test_sleep);
+    run_in_created_thread("nfds limits the fds looked at", test_nfds);
+    run_in_created_thread("closed fd: EBADF", test_ebadf);
+    run_in_created_thread("EINVAL", test_einval);
+    run_in_created_thread("exceptional: TCP urgent data", test_except);
+    run_in_created_thread("EOF, hang-up, broken pipe, listener, O_NONBLOCK", test_conditions);
+    run_in_created_thread("pselect", test_pselect);
+    run_in_created_thread("several threads select on one fd", test_same_fd);
+    run_in_created_thread("30 threads, staggered timeouts", test_staggered);
 
     fprintf(stderr, "t_select: all checks passed\n");
     return 0;

@@ -9,7 +9,6 @@
  * across threads and across fork.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -24,25 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...)                                                                \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);    \
-            fprintf(stderr, __VA_ARGS__);                                               \
-            fputc('\n', stderr);                                                        \
-            _exit(1);                                                                   \
-        }                                                                               \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                           \
-    do {                                                                                         \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
-        if (a_ != b_) {                                                                          \
-            fprintf(stderr, "%s:%d: CHECK_EQ(%s, %s) failed: %lld != %lld\n", __FILE__, __LINE__, \
-                    #a, #b, a_, b_);                                                             \
-            _exit(1);                                                                            \
-        }                                                                                        \
-    } while (0)
+#include "test_support.h"
 
 /* For the sem_* functions: they return 0 or -1 with errno. `want_errno` 0
  * means success is expected. */
@@ -57,30 +38,6 @@
             _exit(1);                                                                                   \
         }                                                                                               \
     } while (0)
-
-static int64_t now_ns(clockid_t clock) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static struct timespec abs_after_ms(clockid_t clock, long ms) {
-    int64_t t = now_ns(clock) + (int64_t)ms * 1000000;
-    struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
-    return ts;
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg) {
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create: %s", strerror(rc));
-    return t;
-}
-
-static void join(pthread_t t) {
-    int rc = pthread_join(t, NULL);
-    CHECK(rc == 0, "pthread_join: %s", strerror(rc));
-}
 
 static int value_of(sem_t *s) {
     int v = -1;
@@ -171,7 +128,7 @@ struct late_post {
 static void *post_later(void *arg) {
     struct late_post *lp = arg;
     usleep(lp->delay_ms * 1000);
-    atomic_store(&lp->posted_ns, now_ns(CLOCK_MONOTONIC));
+    atomic_store(&lp->posted_ns, now_ns());
     CHECK_SEM(sem_post(lp->s), 0);
     return NULL;
 }
@@ -191,7 +148,7 @@ static void test_wait_then_post(void) {
     struct late_post lp = {&s, 10, 0};
     pthread_t t = spawn(wait_for_post, &lp);
     usleep(10 * 1000);
-    atomic_store(&lp.posted_ns, now_ns(CLOCK_MONOTONIC));
+    atomic_store(&lp.posted_ns, now_ns());
     CHECK_SEM(sem_post(&s), 0);
     join(t);
 
@@ -205,10 +162,10 @@ static void test_wait_then_post(void) {
     /* The native main thread waits; a created thread posts 10 ms later. */
     atomic_store(&lp.posted_ns, 0);
     poster = spawn(post_later, &lp);
-    int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    int64_t t0 = now_ns();
     CHECK_SEM(sem_wait(&s), 0);
     CHECK(atomic_load(&lp.posted_ns) != 0, "main's sem_wait returned before the post");
-    CHECK((now_ns(CLOCK_MONOTONIC) - t0) >= 5000000, "main's sem_wait returned too early");
+    CHECK((now_ns() - t0) >= 5000000, "main's sem_wait returned too early");
     join(poster);
 
     CHECK_EQ(value_of(&s), 0);
@@ -286,24 +243,24 @@ static void timeouts_on(sem_t *s, const char *who) {
                  {"sem_clockwait(MONOTONIC)", CLOCK_MONOTONIC}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
         clockid_t abs_clock = cases[i].clock == -1 ? CLOCK_REALTIME : cases[i].clock;
-        int64_t t0 = now_ns(CLOCK_MONOTONIC);
+        int64_t t0 = now_ns();
         struct timespec abs = abs_after_ms(abs_clock, 100);
         errno = 0;
         int rc = cases[i].clock == -1 ? sem_timedwait(s, &abs) : sem_clockwait(s, cases[i].clock, &abs);
         int err = errno;
-        int64_t ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+        int64_t ms = (now_ns() - t0) / 1000000;
         CHECK(rc == -1 && err == ETIMEDOUT, "%s: %s(+100 ms) returned %d errno %d (%s), expected ETIMEDOUT", who,
               cases[i].name, rc, err, strerror(err));
         CHECK(ms >= 99 && ms < 1000, "%s: %s(+100 ms) took %lld ms", who, cases[i].name, (long long)ms);
     }
 
     /* An abstime in the past times out at once. */
-    int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    int64_t t0 = now_ns();
     struct timespec past = abs_after_ms(CLOCK_REALTIME, -1000);
     CHECK_SEM(sem_timedwait(s, &past), ETIMEDOUT);
     past = abs_after_ms(CLOCK_MONOTONIC, -1000);
     CHECK_SEM(sem_clockwait(s, CLOCK_MONOTONIC, &past), ETIMEDOUT);
-    CHECK((now_ns(CLOCK_MONOTONIC) - t0) < 100000000, "%s: waits with a past abstime took too long", who);
+    CHECK((now_ns() - t0) < 100000000, "%s: waits with a past abstime took too long", who);
 
     /* Bad timeouts and clocks are EINVAL. */
     struct timespec bad = abs_after_ms(CLOCK_REALTIME, 100);
@@ -348,10 +305,10 @@ static void test_timeouts(void) {
     struct late_post lp = {&s, 10, 0};
     pthread_t poster = spawn(post_later, &lp);
     abs = abs_after_ms(CLOCK_MONOTONIC, 5000);
-    int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    int64_t t0 = now_ns();
     CHECK_SEM(sem_clockwait(&s, CLOCK_MONOTONIC, &abs), 0);
     CHECK(atomic_load(&lp.posted_ns) != 0, "sem_clockwait returned before the post");
-    CHECK((now_ns(CLOCK_MONOTONIC) - t0) < 2000000000LL, "sem_clockwait posted in time waited too long");
+    CHECK((now_ns() - t0) < 2000000000LL, "sem_clockwait posted in time waited too long");
     join(poster);
     CHECK_SEM(sem_destroy(&s), 0);
 }
@@ -393,7 +350,7 @@ static void test_process_shared(void) {
 }
 
 int main(void) {
-    const int under_shim = dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL;
+    const int under_shim = is_shim();
     test_values();
     test_wait_then_post();
     test_ping_pong();

@@ -7,7 +7,6 @@
  * the 1,000 sleepers must not be 1,000 OS threads.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -19,48 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...)                                                                \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);    \
-            fprintf(stderr, __VA_ARGS__);                                               \
-            fputc('\n', stderr);                                                        \
-            _exit(1);                                                                   \
-        }                                                                               \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                           \
-    do {                                                                                         \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
-        if (a_ != b_) {                                                                          \
-            fprintf(stderr, "%s:%d: CHECK_EQ(%s, %s) failed: %lld != %lld\n", __FILE__, __LINE__, \
-                    #a, #b, a_, b_);                                                             \
-            _exit(1);                                                                            \
-        }                                                                                        \
-    } while (0)
-
-static int64_t now_ns(clockid_t clock) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#include "test_support.h"
 
 static struct timespec ts_from_ns(int64_t ns) {
     struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
     return ts;
-}
-
-/* Threads: line of /proc/self/status. */
-static int os_thread_count(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    CHECK(f != NULL, "fopen /proc/self/status: %s", strerror(errno));
-    char line[256];
-    int n = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1) break;
-    fclose(f);
-    CHECK(n > 0, "no Threads: line in /proc/self/status");
-    return n;
 }
 
 /* ---- 1,000 concurrent sleepers */
@@ -78,7 +40,7 @@ static void *sleeper(void *arg) {
     const int kind = idx % NSLEEPS;
     const int64_t ns = (int64_t)SLEEP_MS * 1000000;
     atomic_fetch_add(&started, 1);
-    const int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    const int64_t t0 = now_ns();
     int rc = 0;
     switch (kind) {
     case S_USLEEP:
@@ -107,12 +69,12 @@ static void *sleeper(void *arg) {
     case S_CLOCK_ABS_REAL: {
         /* Measured on the monotonic clock: read it first, so the realtime
          * deadline is at least SLEEP_MS after t0. */
-        struct timespec req = ts_from_ns(now_ns(CLOCK_REALTIME) + ns);
+        struct timespec req = ts_from_ns(clock_ns(CLOCK_REALTIME) + ns);
         rc = clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &req, NULL);
         break;
     }
     }
-    const int64_t slept = now_ns(CLOCK_MONOTONIC) - t0;
+    const int64_t slept = now_ns() - t0;
     CHECK(rc == 0, "thread %d: %s returned %d", idx, sleep_names[kind], rc);
     /* The realtime clock may be slewed relative to the monotonic one by a
      * tiny amount; allow 1 ms there, nothing for the monotonic sleeps. */
@@ -127,12 +89,12 @@ static void test_concurrent_sleepers(int under_shim) {
     static pthread_t threads[SLEEPERS];
     /* Default attributes: the default stack size is part of what is tested
      * (1,000 native threads reserve 8 GiB of address space, which is fine). */
-    const int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    const int64_t t0 = now_ns();
     for (int i = 0; i < SLEEPERS; ++i) {
         int rc = pthread_create(&threads[i], NULL, sleeper, (void *)(intptr_t)i);
         CHECK(rc == 0, "pthread_create #%d: %s", i, strerror(rc));
     }
-    const int64_t created_ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    const int64_t created_ms = (now_ns() - t0) / 1000000;
     /* Let them all get into their sleep, then count OS threads. */
     usleep(20 * 1000);
     const int threads_now = os_thread_count();
@@ -141,7 +103,7 @@ static void test_concurrent_sleepers(int under_shim) {
         CHECK(threads_now <= 8, "%d OS threads while %d threads sleep (created in %lld ms): expected <= 8",
               threads_now, asleep, (long long)created_ms);
     for (int i = 0; i < SLEEPERS; ++i) CHECK_EQ(pthread_join(threads[i], NULL), 0);
-    const int64_t total_ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    const int64_t total_ms = (now_ns() - t0) / 1000000;
     CHECK_EQ(atomic_load(&finished), SLEEPERS);
     CHECK(total_ms < 3000, "%d threads sleeping %d ms each took %lld ms in all: they did not sleep concurrently",
           SLEEPERS, SLEEP_MS, (long long)total_ms);
@@ -153,9 +115,9 @@ static void test_concurrent_sleepers(int under_shim) {
 
 static void *sleep_one_second(void *arg) {
     (void)arg;
-    const int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    const int64_t t0 = now_ns();
     unsigned left = sleep(1);
-    const int64_t slept = now_ns(CLOCK_MONOTONIC) - t0;
+    const int64_t slept = now_ns() - t0;
     CHECK(left == 0, "sleep(1) returned %u", left);
     CHECK(slept >= 1000000000LL, "sleep(1) slept only %lld us", (long long)(slept / 1000));
     return NULL;
@@ -163,10 +125,10 @@ static void *sleep_one_second(void *arg) {
 
 static void test_sleep_seconds(void) {
     pthread_t t[4];
-    const int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    const int64_t t0 = now_ns();
     for (int i = 0; i < 4; ++i) CHECK_EQ(pthread_create(&t[i], NULL, sleep_one_second, NULL), 0);
     for (int i = 0; i < 4; ++i) CHECK_EQ(pthread_join(t[i], NULL), 0);
-    const int64_t ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    const int64_t ms = (now_ns() - t0) / 1000000;
     CHECK(ms < 1900, "4 threads in sleep(1) took %lld ms in all", (long long)ms);
 }
 
@@ -194,7 +156,7 @@ static void bad_arguments(const char *who) {
     const int flags[] = {0, TIMER_ABSTIME};
     for (int c = 0; c < 2; ++c)
         for (int f = 0; f < 2; ++f) {
-            bad.tv_sec = f ? now_ns(clocks[c]) / 1000000000 + 1 : 0;
+            bad.tv_sec = f ? clock_ns(clocks[c]) / 1000000000 + 1 : 0;
             bad.tv_nsec = 1000000000;
             errno = 12345;
             rc = clock_nanosleep(clocks[c], flags[f], &bad, NULL);
@@ -210,7 +172,7 @@ static void bad_arguments(const char *who) {
     CHECK(errno == 12345, "%s: clock_nanosleep(CLOCK_THREAD_CPUTIME_ID) set errno to %d", who, errno);
 
     /* An absolute time in the past returns at once. */
-    const int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    const int64_t t0 = now_ns();
     struct timespec past = ts_from_ns(t0 - 1000000000LL);
     CHECK_EQ(clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &past, NULL), 0);
     /* Zero-length sleeps return at once, successfully. */
@@ -220,7 +182,7 @@ static void bad_arguments(const char *who) {
     CHECK_EQ(usleep(0), 0);
     CHECK_EQ(sleep(0), 0);
     CHECK_EQ(sched_yield(), 0);
-    const int64_t ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    const int64_t ms = (now_ns() - t0) / 1000000;
     CHECK(ms < 100, "%s: zero and past-deadline sleeps took %lld ms", who, (long long)ms);
 }
 
@@ -231,7 +193,7 @@ static void *bad_arguments_in_thread(void *arg) {
 }
 
 int main(void) {
-    const int under_shim = dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL;
+    const int under_shim = is_shim();
     bad_arguments("main thread");
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, bad_arguments_in_thread, NULL), 0);

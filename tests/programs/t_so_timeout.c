@@ -19,99 +19,20 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-/* ---- common test scaffolding ------------------------------------------ */
-
-static const char *volatile g_phase = "setup";
-
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-{
-    int saved = errno;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s:%d: CHECK failed in phase '%s': %s: %s (errno now %d %s)\n", file, line, g_phase, expr,
-            msg, saved, strerror(saved));
-    _exit(1);
-}
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);    \
-    } while (0)
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    const char *p = g_phase;
-    static const char pre[] = "TIMEOUT (watchdog) in phase: ";
-    syscall(SYS_write, 2, pre, sizeof pre - 1);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(2);
-}
-
-static void watchdog(unsigned seconds)
-{
-    signal(SIGALRM, on_alarm);
-    alarm(seconds);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create returned %d", rc);
-    return t;
-}
-
-static void join_within(pthread_t t, int ms, const char *what)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    int rc = pthread_timedjoin_np(t, NULL, &ts);
-    CHECK(rc == 0, "%s: the thread is still blocked after %d ms (pthread_timedjoin_np returned %d)", what, ms, rc);
-}
-
-static int is_shim(void) { return dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL; }
+#include "test_support.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -146,8 +67,9 @@ static int make_listener(struct sockaddr_in *addr, int rcvbuf)
     return fd;
 }
 
-/* client end c (with SO_SNDBUF sndbuf if nonzero), server end s. */
-static void tcp_pair(int *c, int *s, int sndbuf, int rcvbuf)
+/* client end c (with SO_SNDBUF sndbuf if nonzero), server end s (SO_RCVBUF
+ * rcvbuf if nonzero, set on the listener before listen so it applies). */
+static void tcp_pair_sized(int *c, int *s, int sndbuf, int rcvbuf)
 {
     struct sockaddr_in addr;
     int l = make_listener(&addr, rcvbuf);
@@ -254,14 +176,14 @@ static void *delayed_sender(void *arg)
 static void test_rcvtimeo(void)
 {
     int c, s;
-    tcp_pair(&c, &s, 0, 0);
+    tcp_pair(&c, &s);
     set_timeout(s, SO_RCVTIMEO, TIMEOUT_MS);
     for (int in_thread = 1; in_thread >= 0; in_thread--) {
-        g_phase = "SO_RCVTIMEO on an idle TCP socket";
+        set_phase("SO_RCVTIMEO on an idle TCP socket");
         expect_timeout(OP_RECV, s, in_thread, "SO_RCVTIMEO");
         expect_timeout(OP_READ, s, in_thread, "SO_RCVTIMEO");
 
-        g_phase = "SO_RCVTIMEO with MSG_WAITALL after partial data";
+        set_phase("SO_RCVTIMEO with MSG_WAITALL after partial data");
         CHECK(send(c, "0123456789", 10, 0) == 10, "send 10 bytes");
         sleep_ms(20);
         struct call r = run(OP_RECV_WAITALL, s, NULL, 1000, in_thread);
@@ -272,7 +194,7 @@ static void test_rcvtimeo(void)
               "%s: recv(MSG_WAITALL) returned the partial count after %.0f ms, expected %d..%d ms", where(in_thread),
               r.elapsed, LOW_MS, HIGH_MS);
 
-        g_phase = "SO_RCVTIMEO, data arrives before the timeout";
+        set_phase("SO_RCVTIMEO, data arrives before the timeout");
         struct delayed_send d = {c, 80, "early"};
         pthread_t t = spawn(delayed_sender, &d);
         r = run(OP_RECV, s, NULL, 100, in_thread);
@@ -283,11 +205,11 @@ static void test_rcvtimeo(void)
         CHECK(r.elapsed >= 50 && r.elapsed < LOW_MS, "%s: recv returned after %.0f ms, data came at 80 ms",
               where(in_thread), r.elapsed);
 
-        g_phase = "MSG_DONTWAIT recv on a blocking socket";
+        set_phase("MSG_DONTWAIT recv on a blocking socket");
         expect_eagain_now(OP_RECV_DONTWAIT, s, NULL, 100, in_thread, "MSG_DONTWAIT on an empty socket");
     }
 
-    g_phase = "SO_RCVTIMEO set back to 0 waits forever";
+    set_phase("SO_RCVTIMEO set back to 0 waits forever");
     set_timeout(s, SO_RCVTIMEO, 0);
     struct delayed_send d = {c, 350, "late"};
     pthread_t t = spawn(delayed_sender, &d);
@@ -300,7 +222,7 @@ static void test_rcvtimeo(void)
     close(c);
     close(s);
 
-    g_phase = "SO_RCVTIMEO on a UDP socket";
+    set_phase("SO_RCVTIMEO on a UDP socket");
     int u = socket(AF_INET, SOCK_DGRAM, 0);
     CHECK(u >= 0, "socket(SOCK_DGRAM)");
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -310,8 +232,8 @@ static void test_rcvtimeo(void)
     expect_timeout(OP_RECVFROM, u, 0, "SO_RCVTIMEO on UDP");
     close(u);
 
-    g_phase = "SO_RCVTIMEO on a listener";
-    int l = make_listener(&addr, 0);
+    set_phase("SO_RCVTIMEO on a listener");
+    int l = tcp_listener(&addr, 8);
     set_timeout(l, SO_RCVTIMEO, TIMEOUT_MS);
     expect_timeout(OP_ACCEPT, l, 1, "SO_RCVTIMEO on a listener");
     expect_timeout(OP_ACCEPT, l, 0, "SO_RCVTIMEO on a listener");
@@ -331,7 +253,7 @@ static void sndtimeo_case(int c, int strict, const char *kind)
 {
     char what[128];
     snprintf(what, sizeof what, "SO_SNDTIMEO, peer never reads, %s", kind);
-    g_phase = what;
+    set_phase(what);
     set_timeout(c, SO_SNDTIMEO, TIMEOUT_MS);
     size_t big = 4u << 20;
     char *data = calloc(1, big);
@@ -376,7 +298,7 @@ static void test_sndtimeo(void)
     close(sv[1]);
 
     int c, s;
-    tcp_pair(&c, &s, 4096, 4096);
+    tcp_pair_sized(&c, &s, 4096, 4096);
     sndtimeo_case(c, 0, "TCP 127.0.0.1, small SO_SNDBUF and SO_RCVBUF");
     close(c);
     close(s);

@@ -20,78 +20,19 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-/* ---- common test scaffolding ------------------------------------------ */
-
-static const char *volatile g_phase = "setup";
-
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-{
-    int saved = errno;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s:%d: CHECK failed in phase '%s': %s: %s (errno now %d %s)\n", file, line, g_phase, expr,
-            msg, saved, strerror(saved));
-    _exit(1);
-}
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);    \
-    } while (0)
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    const char *p = g_phase;
-    static const char pre[] = "TIMEOUT (watchdog) in phase: ";
-    syscall(SYS_write, 2, pre, sizeof pre - 1);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(2);
-}
-
-static void watchdog(unsigned seconds)
-{
-    signal(SIGALRM, on_alarm);
-    alarm(seconds);
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create returned %d", rc);
-    return t;
-}
-
-static void *join(pthread_t t)
-{
-    void *ret = NULL;
-    int rc = pthread_join(t, &ret);
-    CHECK(rc == 0, "pthread_join returned %d", rc);
-    return ret;
-}
-
-static int is_shim(void) { return dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL; }
+#include "test_support.h"
 
 /* ---- part 1: many TCP connections, batched line protocol --------------- */
 
@@ -229,7 +170,7 @@ static void *client(void *arg)
 
 static void test_tcp_line_protocol(void)
 {
-    g_phase = "tcp line protocol";
+    set_phase("tcp line protocol");
     g_listener = socket(AF_INET, SOCK_STREAM, 0);
     CHECK(g_listener >= 0, "socket");
     memset(&g_addr, 0, sizeof g_addr);
@@ -294,7 +235,7 @@ static void *ponger(void *arg)
 
 static void test_socketpair_pingpong(void)
 {
-    g_phase = "socketpair ping-pong";
+    set_phase("socketpair ping-pong");
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, g_pair) == 0, "socketpair");
     pthread_t a = spawn(pinger, NULL), b = spawn(ponger, NULL);
     join(a);
@@ -365,7 +306,7 @@ static void *shared_reader(void *arg)
 
 static void test_shared_file(void)
 {
-    g_phase = "shared FILE, several writer threads";
+    set_phase("shared FILE, several writer threads");
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, g_shared_pair) == 0, "socketpair");
     g_shared_out = fdopen(g_shared_pair[0], "w");
     CHECK(g_shared_out, "fdopen");

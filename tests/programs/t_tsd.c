@@ -7,7 +7,6 @@
  * nobody returns before it completed.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -20,59 +19,32 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...)                                                                \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);    \
-            fprintf(stderr, __VA_ARGS__);                                               \
-            fputc('\n', stderr);                                                        \
-            _exit(1);                                                                   \
-        }                                                                               \
-    } while (0)
+#include "test_support.h"
 
-#define CHECK_EQ(a, b)                                                                           \
-    do {                                                                                         \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
-        if (a_ != b_) {                                                                          \
-            fprintf(stderr, "%s:%d: CHECK_EQ(%s, %s) failed: %lld != %lld\n", __FILE__, __LINE__, \
-                    #a, #b, a_, b_);                                                             \
-            _exit(1);                                                                            \
-        }                                                                                        \
-    } while (0)
-
-static pthread_t spawn(void *(*fn)(void *), void *arg) {
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create: %s", strerror(rc));
-    return t;
-}
-
-static void join(pthread_t t) { CHECK_EQ(pthread_join(t, NULL), 0); }
-
-/* A gate that opens once, built on a mutex and condvar. */
-struct gate {
+/* A latch: opens once, built on a mutex and condvar. */
+struct latch {
     pthread_mutex_t m;
     pthread_cond_t cv;
     int open;
 };
-#define GATE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0}
-static void gate_wait(struct gate *g) {
-    CHECK_EQ(pthread_mutex_lock(&g->m), 0);
-    while (!g->open) CHECK_EQ(pthread_cond_wait(&g->cv, &g->m), 0);
-    CHECK_EQ(pthread_mutex_unlock(&g->m), 0);
+#define LATCH_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0}
+static void latch_wait(struct latch *l) {
+    CHECK_EQ(pthread_mutex_lock(&l->m), 0);
+    while (!l->open) CHECK_EQ(pthread_cond_wait(&l->cv, &l->m), 0);
+    CHECK_EQ(pthread_mutex_unlock(&l->m), 0);
 }
-static void gate_open(struct gate *g) {
-    CHECK_EQ(pthread_mutex_lock(&g->m), 0);
-    g->open = 1;
-    CHECK_EQ(pthread_cond_broadcast(&g->cv), 0);
-    CHECK_EQ(pthread_mutex_unlock(&g->m), 0);
+static void latch_open(struct latch *l) {
+    CHECK_EQ(pthread_mutex_lock(&l->m), 0);
+    l->open = 1;
+    CHECK_EQ(pthread_cond_broadcast(&l->cv), 0);
+    CHECK_EQ(pthread_mutex_unlock(&l->m), 0);
 }
 
 /* ---- values are per thread */
 
 enum { VALUE_THREADS = 100, NKEYS = 3 };
 static pthread_key_t value_keys[NKEYS];
-static struct gate values_set_gate = GATE_INIT;
+static struct latch values_set_latch = LATCH_INIT;
 static atomic_int values_set;
 
 static void *value_for(int idx, int key) { return (void *)(uintptr_t)(0x10000 + idx * 16 + key); }
@@ -95,7 +67,7 @@ static void *value_thread(void *arg) {
     check_own_values(idx, "setspecific");
     /* Wait until all 100 have set theirs, so all values coexist. */
     atomic_fetch_add(&values_set, 1);
-    gate_wait(&values_set_gate);
+    latch_wait(&values_set_latch);
     check_own_values(idx, "waiting on a condvar");
     for (int round = 0; round < 20; ++round) {
         switch (round % 4) {
@@ -130,7 +102,7 @@ static void test_values(void) {
     for (int i = 0; i < VALUE_THREADS; ++i) t[i] = spawn(value_thread, (void *)(intptr_t)i);
     while (atomic_load(&values_set) < VALUE_THREADS) usleep(1000);
     check_own_values(VALUE_THREADS, "the threads set theirs");
-    gate_open(&values_set_gate);
+    latch_open(&values_set_latch);
     for (int i = 0; i < VALUE_THREADS; ++i) join(t[i]);
     check_own_values(VALUE_THREADS, "the threads exited");
     for (int k = 0; k < NKEYS; ++k) CHECK_EQ(pthread_key_delete(value_keys[k]), 0);
@@ -239,7 +211,7 @@ static void test_destructors(void) {
 
 /* ---- key_delete: a new key never shows old values */
 
-static struct gate key_replaced_gate = GATE_INIT;
+static struct latch key_replaced_latch = LATCH_INIT;
 static atomic_int old_key_set;
 static pthread_key_t old_key, new_key;
 
@@ -247,7 +219,7 @@ static void *reuse_thread(void *arg) {
     (void)arg;
     CHECK_EQ(pthread_setspecific(old_key, (void *)0xdead), 0);
     atomic_store(&old_key_set, 1);
-    gate_wait(&key_replaced_gate);
+    latch_wait(&key_replaced_latch);
     void *v = pthread_getspecific(new_key);
     CHECK(v == NULL, "after pthread_key_delete, a new key shows %p in a live thread that set the old one", v);
     return NULL;
@@ -269,7 +241,7 @@ static void test_key_reuse(void) {
     CHECK_EQ(pthread_key_create(&new_key, NULL), 0);
     void *v = pthread_getspecific(new_key);
     CHECK(v == NULL, "after pthread_key_delete, a new key shows %p in main, which set the old one", v);
-    gate_open(&key_replaced_gate);
+    latch_open(&key_replaced_latch);
     join(t);
     join(spawn(fresh_thread, NULL));
     CHECK_EQ(pthread_key_delete(new_key), 0);
@@ -291,7 +263,7 @@ static void test_key_reuse(void) {
 enum { ONCE_THREADS = 100 };
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static atomic_int once_runs, once_done, once_early_returns;
-static struct gate once_gate = GATE_INIT;
+static struct latch once_latch = LATCH_INIT;
 
 static void once_init(void) {
     atomic_fetch_add(&once_runs, 1);
@@ -307,7 +279,7 @@ static void call_once(void) {
 
 static void *once_thread(void *arg) {
     (void)arg;
-    gate_wait(&once_gate);
+    latch_wait(&once_latch);
     call_once();
     return NULL;
 }
@@ -316,7 +288,7 @@ static void test_once(void) {
     pthread_t t[ONCE_THREADS];
     for (int i = 0; i < ONCE_THREADS; ++i) t[i] = spawn(once_thread, NULL);
     usleep(10 * 1000);
-    gate_open(&once_gate);
+    latch_open(&once_latch);
     call_once(); /* the native main thread races them */
     for (int i = 0; i < ONCE_THREADS; ++i) join(t[i]);
     CHECK(atomic_load(&once_runs) == 1, "pthread_once ran its init %d times", atomic_load(&once_runs));
@@ -327,7 +299,7 @@ static void test_once(void) {
 }
 
 int main(void) {
-    const int under_shim = dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL;
+    const int under_shim = is_shim();
     test_values();
     test_destructors();
     test_key_reuse();

@@ -27,89 +27,19 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-/* ---- common test scaffolding ------------------------------------------ */
-
-static const char *volatile g_phase = "setup";
-
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-{
-    int saved = errno;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s:%d: CHECK failed in phase '%s': %s: %s (errno now %d %s)\n", file, line, g_phase, expr,
-            msg, saved, strerror(saved));
-    _exit(1);
-}
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);    \
-    } while (0)
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    const char *p = g_phase;
-    static const char pre[] = "TIMEOUT (watchdog) in phase: ";
-    syscall(SYS_write, 2, pre, sizeof pre - 1);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(2);
-}
-
-static void watchdog(unsigned seconds)
-{
-    signal(SIGALRM, on_alarm);
-    alarm(seconds);
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create returned %d", rc);
-    return t;
-}
-
-static void *join(pthread_t t)
-{
-    void *ret = NULL;
-    int rc = pthread_join(t, &ret);
-    CHECK(rc == 0, "pthread_join returned %d", rc);
-    return ret;
-}
-
-static int is_shim(void) { return dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL; }
-
-/* Deterministic PRNG (xorshift64*). */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 2685821657736338717ull;
-}
+#include "test_support.h"
 
 static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t n)
 {
@@ -117,23 +47,6 @@ static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t n)
     return h;
 }
 #define FNV_INIT 14695981039346656037ull
-
-static void tcp_pair(int *a, int *b)
-{
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(l >= 0, "socket");
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof addr;
-    CHECK(bind(l, (struct sockaddr *)&addr, sizeof addr) == 0, "bind");
-    CHECK(getsockname(l, (struct sockaddr *)&addr, &len) == 0, "getsockname");
-    CHECK(listen(l, 4) == 0, "listen");
-    *a = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(*a >= 0, "socket");
-    CHECK(connect(*a, (struct sockaddr *)&addr, sizeof addr) == 0, "connect");
-    *b = accept(l, NULL, NULL);
-    CHECK(*b >= 0, "accept");
-    close(l);
-}
 
 /* ---- part 1: two readers, record framing -------------------------------- */
 
@@ -186,7 +99,7 @@ static void *record_reader(void *arg)
 
 static void test_two_readers(void)
 {
-    g_phase = "two readers on one AF_UNIX stream socket";
+    set_phase("two readers on one AF_UNIX stream socket");
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, g_rec_pair) == 0, "socketpair");
     /* A known send buffer (the kernel doubles it: 128 KiB), whatever
      * net.core.wmem_default is: skb payloads of at most 65472 bytes. */
@@ -286,7 +199,7 @@ static void full_duplex(const char *what, int a, int b)
         }
         dirs[i].sent_sum = fnv1a(FNV_INIT, dirs[i].data, DUPLEX_BYTES);
     }
-    g_phase = what;
+    set_phase(what);
     pthread_t t[4];
     /* On each fd: one thread reads while another writes. */
     t[0] = spawn(duplex_reader, &dirs[0]); /* reads b */

@@ -23,88 +23,22 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-/* ---- common test scaffolding ------------------------------------------ */
-
-static const char *volatile g_phase = "setup";
-
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
-static void check_failed(const char *file, int line, const char *expr, const char *fmt, ...)
-{
-    int saved = errno;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s:%d: CHECK failed in phase '%s': %s: %s (errno now %d %s)\n", file, line, g_phase, expr,
-            msg, saved, strerror(saved));
-    _exit(1);
-}
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);    \
-    } while (0)
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    const char *p = g_phase;
-    static const char pre[] = "TIMEOUT (watchdog) in phase: ";
-    syscall(SYS_write, 2, pre, sizeof pre - 1);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(2);
-}
-
-static void watchdog(unsigned seconds)
-{
-    signal(SIGALRM, on_alarm);
-    alarm(seconds);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    CHECK(rc == 0, "pthread_create returned %d", rc);
-    return t;
-}
-
-static void *join(pthread_t t)
-{
-    void *ret = NULL;
-    int rc = pthread_join(t, &ret);
-    CHECK(rc == 0, "pthread_join returned %d", rc);
-    return ret;
-}
-
-static int is_shim(void) { return dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL; }
+#include "test_support.h"
 
 /* ---- datagram contents ---------------------------------------------------- */
 
@@ -201,7 +135,7 @@ static void *udp_sender(void *arg)
 
 static void test_udp(void)
 {
-    g_phase = "UDP recvfrom/sendto between threads";
+    set_phase("UDP recvfrom/sendto between threads");
     g_urecv = udp_socket(&g_arecv);
     g_usend = udp_socket(&g_asend);
     pthread_t r = spawn(udp_receiver, NULL);
@@ -272,7 +206,7 @@ static void *msg_receiver(void *arg)
 
 static void test_udp_msg(void)
 {
-    g_phase = "UDP sendmsg/recvmsg with iovecs";
+    set_phase("UDP sendmsg/recvmsg with iovecs");
     struct msg_case mc = {200, 0};
     pthread_t r = spawn(msg_receiver, &mc);
     static unsigned char body[1400];
@@ -365,7 +299,7 @@ static socklen_t abstract_addr(struct sockaddr_un *a, const char *name)
 
 static void test_unix_dgram(void)
 {
-    g_phase = "AF_UNIX SOCK_DGRAM socketpair";
+    set_phase("AF_UNIX SOCK_DGRAM socketpair");
     CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, g_unix) == 0, "socketpair(SOCK_DGRAM)");
     pthread_t r = spawn(unix_receiver, NULL);
     pthread_t s = spawn(unix_sender, NULL);
@@ -374,7 +308,7 @@ static void test_unix_dgram(void)
     close(g_unix[0]);
     close(g_unix[1]);
 
-    g_phase = "AF_UNIX SOCK_DGRAM, bound abstract names";
+    set_phase("AF_UNIX SOCK_DGRAM, bound abstract names");
     char rname[64], sname[64];
     snprintf(rname, sizeof rname, "greenld-t_udp-%d-r", (int)getpid());
     snprintf(sname, sizeof sname, "greenld-t_udp-%d-s", (int)getpid());
@@ -442,7 +376,7 @@ static void *seq_reply_reader(void *arg)
 
 static void test_seqpacket(void)
 {
-    g_phase = "SOCK_SEQPACKET socketpair";
+    set_phase("SOCK_SEQPACKET socketpair");
     CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, g_seq) == 0, "socketpair(SOCK_SEQPACKET)");
     pthread_t r = spawn(seq_receiver, NULL);
     pthread_t rr = spawn(seq_reply_reader, NULL);

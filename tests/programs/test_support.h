@@ -8,15 +8,36 @@
  *
  *   CHECK(cond, fmt, ...)   on failure: file, line, phase, message, errno;
  *                           exit status 1
+ *   CHECK_EQ(a, b)          CHECK(a == b), both compared and printed as
+ *                           long long
+ *   CHECK_RC(expr, want)    for calls that return an error number
+ *                           (pthread_*): prints both numbers and names
  *   set_phase("...")        what the program is doing, named in failures
  *                           and in the watchdog's message
  *   watchdog(seconds)       SIGALRM after `seconds` ends the run (status 2)
  *                           naming the phase: a hang fails, never stalls CI
- *   sleep_ms, now_ns, now_ms
+ *   sleep_ms, now_ns, now_ms  (CLOCK_MONOTONIC)
+ *   clock_ns(clock), abs_after_ms(clock, ms): a clock's time, and an
+ *                           absolute deadline for the *timed* calls
  *   spawn, join, join_within
+ *   run_in_created_thread(phase, fn): runs fn in a created thread (a
+ *                           fiber under greenld) and joins it
+ *   gate_init/gate_wait/gate_destroy: a reusable start line for n threads
+ *                           on a mutex and a condvar (not on
+ *                           pthread_barrier_t, which tests test)
  *   is_shim()               running under greenld (LD_PRELOAD)?
+ *   os_thread_count()       the process's OS threads (fibers are not)
  *   rng_next                xorshift64*
  *   tcp_listener, tcp_pair, unix_pair
+ *   read_exact(fd, buf, n, what)  reads until n bytes came (short reads
+ *                           are legal); discard_exact(fd, n) the same into
+ *                           a scratch buffer
+ *   write_exact(fd, buf, n, what) ONE write that must write all n bytes:
+ *                           what a blocking write on a socket or pipe does
+ *   closed_fd()             a number inside the fd table that is not open
+ *   pipe_event_init/set/wait/destroy: a one-shot event on a pipe, to
+ *                           order threads without the primitive under test
+ *   full_pipe(p)            a pipe of one page, filled: not writable
  *   ticker_start/ticker_stop/ticker_ticks_during: a thread that ticks
  *                           every millisecond, to prove a blocking call
  *                           in another thread parked only its caller
@@ -30,6 +51,7 @@
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -67,6 +89,22 @@ static void check_failed(const char *file, int line, const char *expr, const cha
         if (!(cond)) check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);    \
     } while (0)
 
+#define CHECK_EQ(a, b)                                                                          \
+    do {                                                                                        \
+        long long check_a_ = (long long)(a), check_b_ = (long long)(b);                         \
+        if (check_a_ != check_b_)                                                               \
+            check_failed(__FILE__, __LINE__, #a " == " #b, "%lld != %lld", check_a_, check_b_); \
+    } while (0)
+
+/* pthread_* return an error number instead of setting errno. */
+#define CHECK_RC(expr, want)                                                                    \
+    do {                                                                                        \
+        int check_got_ = (expr), check_want_ = (want);                                          \
+        if (check_got_ != check_want_)                                                          \
+            check_failed(__FILE__, __LINE__, #expr, "returned %d (%s), expected %d (%s)",       \
+                         check_got_, strerror(check_got_), check_want_, strerror(check_want_)); \
+    } while (0)
+
 /* Async-signal-safe: raw write(2), so a wrapped write cannot be involved. */
 static void watchdog_fired(int sig)
 {
@@ -85,11 +123,21 @@ static __attribute__((unused)) void watchdog(unsigned seconds)
     alarm(seconds);
 }
 
-static __attribute__((unused)) int64_t now_ns(void)
+static __attribute__((unused)) int64_t clock_ns(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static __attribute__((unused)) int64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+
+/* The absolute time `ms` from now on `clock`, as the timed waits take it. */
+static __attribute__((unused)) struct timespec abs_after_ms(clockid_t clock, long ms)
+{
+    int64_t t = clock_ns(clock) + (int64_t)ms * 1000000;
+    struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
+    return ts;
 }
 
 static __attribute__((unused)) double now_ms(void) { return (double)now_ns() / 1e6; }
@@ -134,7 +182,76 @@ static __attribute__((unused)) void *join_within(pthread_t t, int ms, const char
     return ret;
 }
 
+struct run_body {
+    void (*fn)(void);
+};
+
+static void *run_body_main(void *arg)
+{
+    ((struct run_body *)arg)->fn();
+    return NULL;
+}
+
+/* Runs one test body in a created thread (a fiber under the shim). */
+static __attribute__((unused)) void run_in_created_thread(const char *phase, void (*fn)(void))
+{
+    set_phase(phase);
+    struct run_body b = {fn};
+    join(spawn(run_body_main, &b));
+}
+
+/* A start line for `parties` threads, reusable round after round. */
+struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int waiting, parties;
+    unsigned generation;
+};
+
+static __attribute__((unused)) void gate_init(struct gate *g, int parties)
+{
+    CHECK(pthread_mutex_init(&g->mu, NULL) == 0, "pthread_mutex_init");
+    CHECK(pthread_cond_init(&g->cv, NULL) == 0, "pthread_cond_init");
+    g->waiting = 0;
+    g->parties = parties;
+    g->generation = 0;
+}
+
+static __attribute__((unused)) void gate_wait(struct gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    unsigned gen = g->generation;
+    if (++g->waiting == g->parties) {
+        g->waiting = 0;
+        g->generation++;
+        pthread_cond_broadcast(&g->cv);
+    } else {
+        while (gen == g->generation) pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+static __attribute__((unused)) void gate_destroy(struct gate *g)
+{
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+}
+
 static __attribute__((unused)) int is_shim(void) { return dlsym(RTLD_DEFAULT, "greenld_is_fiber") != NULL; }
+
+/* The Threads: line of /proc/self/status. */
+static __attribute__((unused)) int os_thread_count(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    CHECK(f != NULL, "fopen /proc/self/status: %s", strerror(errno));
+    char line[256];
+    int n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1) break;
+    fclose(f);
+    CHECK(n > 0, "no Threads: line in /proc/self/status");
+    return n;
+}
 
 static __attribute__((unused)) uint64_t rng_next(uint64_t *s)
 {
@@ -178,6 +295,72 @@ static __attribute__((unused)) void tcp_pair(int *a, int *b)
 static __attribute__((unused)) void unix_pair(int sv[2], int type)
 {
     CHECK(socketpair(AF_UNIX, type, 0, sv) == 0, "socketpair(AF_UNIX, %d)", type);
+}
+
+static __attribute__((unused)) void read_exact(int fd, void *buf, size_t n, const char *what)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        CHECK(r > 0, "%s: read(%d) returned %zd after %zu of %zu bytes", what, fd, r, got, n);
+        got += (size_t)r;
+    }
+}
+
+static __attribute__((unused)) void discard_exact(int fd, size_t n)
+{
+    char buf[4096];
+    while (n > 0) {
+        ssize_t r = read(fd, buf, n < sizeof buf ? n : sizeof buf);
+        CHECK(r > 0, "read(%d) returned %zd with %zu bytes to go", fd, r, n);
+        n -= (size_t)r;
+    }
+}
+
+/* One call on purpose: a blocking write to a socket or pipe writes all. */
+static __attribute__((unused)) void write_exact(int fd, const void *buf, size_t n, const char *what)
+{
+    ssize_t r = write(fd, buf, n);
+    CHECK(r == (ssize_t)n, "%s: blocking write of %zu bytes to fd %d returned %zd", what, n, fd, r);
+}
+
+/* A number that is certainly not an open fd but lies inside the fd table
+ * (the kernel ignores select bits beyond the table, poll does not). */
+static __attribute__((unused)) int closed_fd(void)
+{
+    int fd = dup(0);
+    CHECK(fd >= 0, "dup");
+    CHECK(close(fd) == 0, "close");
+    return fd;
+}
+
+/* A pipe whose capacity is one page, filled: not writable. */
+static __attribute__((unused)) void full_pipe(int p[2])
+{
+    CHECK(pipe(p) == 0, "pipe");
+    CHECK(fcntl(p[1], F_SETPIPE_SZ, 4096) == 4096, "F_SETPIPE_SZ 4096");
+    char page[4096];
+    memset(page, 'p', sizeof page);
+    CHECK(write(p[1], page, sizeof page) == (ssize_t)sizeof page, "fill the pipe");
+}
+
+struct pipe_event {
+    int fd[2];
+};
+
+static __attribute__((unused)) void pipe_event_init(struct pipe_event *e) { CHECK_EQ(pipe2(e->fd, O_CLOEXEC), 0); }
+static __attribute__((unused)) void pipe_event_set(struct pipe_event *e) { CHECK_EQ(write(e->fd[1], "x", 1), 1); }
+
+static __attribute__((unused)) void pipe_event_wait(struct pipe_event *e)
+{
+    char c;
+    CHECK_EQ(read(e->fd[0], &c, 1), 1);
+}
+
+static __attribute__((unused)) void pipe_event_destroy(struct pipe_event *e)
+{
+    close(e->fd[0]);
+    close(e->fd[1]);
 }
 
 /* ---- ticker: proof that the other threads kept running ------------------ */
