@@ -57,9 +57,22 @@ $(BUILD)/%.o: %.S
 	$(call say,AS,$<)
 	$(Q)$(CC) -c $< -o $@
 
-$(BUILD)/libgreenld.so: $(RUNTIME_OBJ) $(PRELOAD_OBJ)
+# glibc's symbol versions for the libc functions we define (dlvsym finds
+# ours, at every version): generated from the objects and the libc we link.
+LIBC_SO := $(shell $(CC) -print-file-name=libc.so.6)
+
+$(BUILD)/versions.map $(BUILD)/versions.S &: scripts/symbol_versions.sh $(PRELOAD_OBJ)
+	$(call say,GEN,$(BUILD)/versions.map)
+	$(Q)scripts/symbol_versions.sh $(LIBC_SO) $(BUILD)/versions.map $(BUILD)/versions.S $(PRELOAD_OBJ)
+
+$(BUILD)/versions.o: $(BUILD)/versions.S
+	$(call say,AS,$<)
+	$(Q)$(CC) -c $< -o $@
+
+$(BUILD)/libgreenld.so: $(RUNTIME_OBJ) $(PRELOAD_OBJ) $(BUILD)/versions.o $(BUILD)/versions.map
 	$(call say,LINK,$@)
-	$(Q)$(CXX) -shared -o $@ $^ -Wl,-z,now -Wl,-soname,libgreenld.so $(LIB_LDLIBS)
+	$(Q)$(CXX) -shared -o $@ $(RUNTIME_OBJ) $(PRELOAD_OBJ) $(BUILD)/versions.o -Wl,-z,now -Wl,-soname,libgreenld.so \
+	    -Wl,--version-script=$(BUILD)/versions.map $(LIB_LDLIBS)
 
 # Unit tests link the runtime directly (no interposition) and drive it
 # through its own API.
