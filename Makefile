@@ -35,7 +35,8 @@ UNIT_SRC := $(wildcard tests/unit/*.cpp)
 PROGRAM_SRC := $(wildcard tests/programs/*.c)
 # C++ test programs (the C++ runtime's use of threads: unwinding, futexes).
 PROGRAM_CXX_SRC := $(wildcard tests/programs/t_*.cpp)
-PROGRAMS := $(PROGRAM_SRC:tests/programs/%.c=$(BUILD)/tests/%) $(PROGRAM_CXX_SRC:tests/programs/%.cpp=$(BUILD)/tests/%)
+PROGRAMS := $(PROGRAM_SRC:tests/programs/%.c=$(BUILD)/tests/%) $(PROGRAM_CXX_SRC:tests/programs/%.cpp=$(BUILD)/tests/%) \
+            $(patsubst tests/programs/lib/%.c,$(BUILD)/tests/lib/lib%.so,$(wildcard tests/programs/lib/*.c))
 
 DEB_DEPS := g++ make libev-dev libc-ares-dev libunwind-dev doctest-dev
 
@@ -85,6 +86,12 @@ $(BUILD)/tests/%: tests/programs/%.c preload/greenld.h $(wildcard tests/programs
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) -pthread -Ipreload -o $@ $< -ldl
+
+# Libraries the test programs preload or load (tests/programs/lib/).
+$(BUILD)/tests/lib/lib%.so: tests/programs/lib/%.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) -shared -fPIC -pthread -o $@ $< -ldl
 
 $(BUILD)/tests/%: tests/programs/%.cpp
 	@mkdir -p $(dir $@)
