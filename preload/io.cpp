@@ -4,8 +4,10 @@
 // glibc-internal I/O on them bypasses these wrappers and must not meet a
 // surprise EAGAIN). Each cooperative attempt is made non-blocking per call
 // instead: MSG_DONTWAIT for sockets, RWF_NOWAIT for pipes and for reads of
-// eventfd/timerfd/signalfd. Other pollable fds (ttys, FIFOs, whose files
-// refuse RWF_NOWAIT) are waited on first, then read or written for real.
+// eventfd/timerfd/signalfd and the character devices that honour it. Other
+// pollable fds (ttys, FIFOs, whose files refuse RWF_NOWAIT) are waited on
+// first, then read on the blocking-call pool (a lost race with another
+// reader blocks a pool thread, not the hub) or written for real.
 #include <limits.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include "file_read.h"
+#include "offload.h"
 #include "cancel.h"
 #include "next.h"
 #include "transfer.h"
@@ -103,12 +106,15 @@ ssize_t vector_read(int fd, FdEntry* e, const iovec* iov, int count) {
         if (n >= 0 || errno != EOPNOTSUPP) return n;
         e->read_nowait.store(false, std::memory_order_relaxed);
     }
-    // No per-call non-blocking read (ttys, FIFOs): wait, then read. Another
-    // reader of the same fd may still take the data first and leave this
-    // read blocking its hub.
+    // No per-call non-blocking read (ttys, FIFOs): wait until readable, then
+    // read on the blocking-call pool. Another reader of the file (a process
+    // sharing the FIFO or terminal) may take the data first: the read then
+    // blocks a pool thread and this fiber, as it would block this thread
+    // natively, never the hub.
     errno = saved_errno;
     if (kind != FdKind::listener && !wait_readable(fd)) return -1;
-    return next_readv(fd, iov, count);
+    if (e->kind.load(std::memory_order_relaxed) != FdKind::pollable) return next_readv(fd, iov, count);
+    return offload_if_fiber(JobKind::io, [&] { return next_readv(fd, iov, count); });
 }
 
 // Waits until `fd` (a pollable fd with no per-call non-blocking write: a

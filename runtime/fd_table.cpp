@@ -69,8 +69,10 @@ FdKind FdTable::classify(int fd, FdEntry* e) {
         kind = FdKind::pollable;
     }
     // No file type: an anonymous inode (eventfd, timerfd, signalfd...), whose
-    // read_iter honours IOCB_NOWAIT; ttys and devices may not.
-    e->read_nowait.store(kind == FdKind::pollable && (st.st_mode & S_IFMT) == 0, std::memory_order_relaxed);
+    // read_iter honours IOCB_NOWAIT; so do some character devices
+    // (/dev/urandom, /dev/zero), while ttys refuse it: the first read tries.
+    e->read_nowait.store(kind == FdKind::pollable && ((st.st_mode & S_IFMT) == 0 || S_ISCHR(st.st_mode)),
+                         std::memory_order_relaxed);
     long fl = native::sys(SYS_fcntl, fd, F_GETFL);
     // An fd we did not create: whatever O_NONBLOCK it has was set by this
     // program or whoever handed it over, so it is the program's view too.
