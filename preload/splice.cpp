@@ -5,9 +5,10 @@
 // only. A socket side ignores it (TCP reads and every socket write follow
 // the file's O_NONBLOCK), and sendfile has no flags at all: for those the
 // socket is lent kernel O_NONBLOCK for the one attempt (nonblock_loan.h),
-// if this process created it; a socket we did not create gets a readiness
-// wait and then the blocking call, which may still block the hub if another
-// thread or process drains the readiness first. On EAGAIN the fiber parks
+// if this process created it; a socket we did not create (inherited, as
+// inetd hands one over) gets a readiness wait and then the blocking call on
+// the blocking-call pool, where it may sleep on the socket for as long as
+// the peer takes, blocking only its fiber. On EAGAIN the fiber parks
 // on whichever side would block (poll with a zero timeout tells which).
 //
 // Regular files never wait (the kernel does not either: page-cache reads
@@ -32,6 +33,7 @@
 
 #include "next.h"
 #include "nonblock_loan.h"
+#include "offload.h"
 #include "transfer.h"
 
 using namespace greenld;
@@ -166,11 +168,13 @@ long splice_pipe_to_socket(const EndInfo& in, const EndInfo& out, size_t len, un
         {
             NonblockLoan loan(out.fd, out.e);
             if (!loan.active()) {
-                // Not ours to flip: wait for room, then the blocking call.
+                // Not ours to flip: wait for room, then the blocking call
+                // on the pool (it may sleep on the socket until all went).
                 if (done) break;
                 if (!waited(wait_fd(out.fd, kWaitWrite, socket_side.deadline))) return -1;
                 errno = saved_errno;
-                return next_splice(in.fd, nullptr, out.fd, nullptr, len, flags);
+                return offload_if_fiber(JobKind::io,
+                                        [&] { return long(next_splice(in.fd, nullptr, out.fd, nullptr, len, flags)); });
             }
             r = sys_splice(in.fd, nullptr, out.fd, nullptr, len - done, flags);
         }
@@ -214,7 +218,7 @@ long sendfile_to_socket(const EndInfo& out, size_t count, Sendfile real_sendfile
                 if (done) break;
                 if (!waited(wait_fd(out.fd, kWaitWrite, deadline))) return -1;
                 errno = saved_errno;
-                return real_sendfile(count);
+                return offload_if_fiber(JobKind::io, [&] { return real_sendfile(count); });
             }
             r = real_sendfile(count - done);
         }
@@ -291,8 +295,9 @@ GREENLD_EXPORT ssize_t splice(int in_fd, loff_t* off_in, int out_fd, loff_t* off
         const Side from = side_of(in, kWaitRead);
         return transfer_once(from, side_of(out, kWaitWrite), [&]() -> long {
             NonblockLoan loan(in_fd, in.e);
-            if (!loan.active() && !ready_now(from) && !waited(wait_fd(in_fd, kWaitRead, from.deadline))) return -1;
-            return sys_splice(in_fd, off_in, out_fd, off_out, len, flags);
+            if (loan.active()) return sys_splice(in_fd, off_in, out_fd, off_out, len, flags);
+            if (!ready_now(from) && !waited(wait_fd(in_fd, kWaitRead, from.deadline))) return -1;
+            return offload_if_fiber(JobKind::io, [&] { return sys_splice(in_fd, off_in, out_fd, off_out, len, flags); });
         }, blocking);
     }
     return transfer_once(side_of(in, kWaitRead), side_of(out, kWaitWrite),
