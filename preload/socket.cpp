@@ -8,6 +8,7 @@
 
 #include "cancel.h"
 #include "next.h"
+#include "offload.h"
 #include "transfer.h"
 
 using namespace greenld;
@@ -55,11 +56,16 @@ int accept_common(int fd, sockaddr* addr, socklen_t* len, int flags, bool four) 
     if (Hub::current_fiber()) prepare_listener(fd, e);
     const bool nonblocking_kernel = e->kernel_nonblock.load(std::memory_order_relaxed);
     long r = read_loop(fd, e, 0, false, timeout_deadline(e->rcv_timeout_ns), [&]() -> long {
-        // An inherited listener stays blocking: wait first, then accept
-        // (another process may still win the race and block us).
-        if (!nonblocking_kernel && !waited(wait_fd(fd, kWaitRead, Deadline::never()))) return -1;
-        return syscall_result(native::sys(SYS_accept4, fd, reinterpret_cast<long>(addr),
-                                          reinterpret_cast<long>(len), flags));
+        auto accept_call = [&] {
+            return syscall_result(native::sys(SYS_accept4, fd, reinterpret_cast<long>(addr),
+                                              reinterpret_cast<long>(len), flags));
+        };
+        if (nonblocking_kernel) return accept_call();
+        // An inherited listener stays blocking: wait until a connection is
+        // there, then accept on the blocking-call pool, where losing it to
+        // another process sharing the listener blocks only this fiber.
+        if (!waited(wait_fd(fd, kWaitRead, Deadline::never()))) return -1;
+        return offload_if_fiber(JobKind::io, accept_call);
     }, EINVAL);
     if (r >= 0) {
         FdTable::get().reset(int(r), FdKind::stream, (flags & SOCK_NONBLOCK) != 0, true);

@@ -4,9 +4,10 @@
  * written wakes both; one gets it, and the other's read must go on
  * blocking only itself, as natively. FIFOs (like ttys) refuse a per-call
  * non-blocking read, so under greenld the reader waits for readiness and
- * then reads where a lost race cannot block its hub: the ticker thread (on
- * the same hub with GREENLD_HUBS=1) keeps ticking through every round, and
- * every byte is read exactly once. */
+ * then reads where a lost race cannot block its hub: after every round a
+ * probe thread (on the same hub with GREENLD_HUBS=1) must still answer,
+ * though the next byte, which would release a wrongly blocked hub, is
+ * written only after its answer; and every byte is read exactly once. */
 #include "test_support.h"
 
 #include <sys/prctl.h>
@@ -15,6 +16,8 @@
 #include <termios.h>
 
 enum { ROUNDS = 12 };
+
+static struct probe probe;
 
 static int g_fifo_read, g_report;
 
@@ -61,7 +64,6 @@ static void run_case(const char *name, int rd, int w)
 
     int got_thread = 0, got_child = 0;
     for (int i = 0; i < ROUNDS; ++i) {
-        long ticks = ticker_ticks();
         char c = (char)('a' + i);
         CHECK(write(w, &c, 1) == 1, "%s: write", name);
         char msg[2];
@@ -71,7 +73,7 @@ static void run_case(const char *name, int rd, int w)
         else got_child++;
         /* The loser has woken and is reading again: give it time to block. */
         sleep_ms(30);
-        ticker_expect(ticks, 5, "a reader that lost the byte to the other process");
+        probe_expect(&probe, 5000, "a reader that lost the byte to the other process");
     }
     CHECK(write(w, "qq", 2) == 2, "%s: write the two quits", name);
     char msg[4];
@@ -89,7 +91,7 @@ static void run_case(const char *name, int rd, int w)
 int main(void)
 {
     watchdog(60);
-    ticker_start();
+    probe_start(&probe);
 
     char path[] = "/tmp/t_fifo_readers.XXXXXX";
     CHECK(mkdtemp(path) != NULL, "mkdtemp");
@@ -122,7 +124,7 @@ int main(void)
     close(slave);
     close(master);
 
-    ticker_stop();
+    probe_stop(&probe);
     printf("t_fifo_readers: ok\n");
     return 0;
 }

@@ -53,6 +53,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -361,6 +362,52 @@ static __attribute__((unused)) void pipe_event_destroy(struct pipe_event *e)
 {
     close(e->fd[0]);
     close(e->fd[1]);
+}
+
+/* ---- probe: proof that another thread can run, without timing ----------- */
+
+/* A thread that answers each ping. probe_expect() fails unless it answers
+ * within `ms`: when a blocking call wrongly holds the OS thread the probe
+ * runs on (with GREENLD_HUBS=1, every thread's), and only the caller's
+ * next step would release it, the probe never answers. Deterministic
+ * where counting ticks depends on the machine's load. */
+struct probe {
+    int ping[2], pong[2];
+    pthread_t thread;
+};
+
+static void *probe_main(void *arg)
+{
+    struct probe *p = arg;
+    char c;
+    while (read(p->ping[0], &c, 1) == 1 && c != 'q') CHECK(write(p->pong[1], &c, 1) == 1, "probe answer");
+    return NULL;
+}
+
+static __attribute__((unused)) void probe_start(struct probe *p)
+{
+    CHECK(pipe(p->ping) == 0 && pipe(p->pong) == 0, "probe pipes");
+    p->thread = spawn(probe_main, p);
+}
+
+static __attribute__((unused)) void probe_expect(struct probe *p, int ms, const char *what)
+{
+    CHECK(write(p->ping[1], "p", 1) == 1, "probe ping");
+    struct pollfd pfd = {p->pong[0], POLLIN, 0};
+    int r = poll(&pfd, 1, ms);
+    CHECK(r == 1, "%s: another thread did not run within %d ms (the call blocked it)", what, ms);
+    char c;
+    CHECK(read(p->pong[0], &c, 1) == 1, "probe pong");
+}
+
+static __attribute__((unused)) void probe_stop(struct probe *p)
+{
+    CHECK(write(p->ping[1], "q", 1) == 1, "probe quit");
+    join(p->thread);
+    close(p->ping[0]);
+    close(p->ping[1]);
+    close(p->pong[0]);
+    close(p->pong[1]);
 }
 
 /* ---- ticker: proof that the other threads kept running ------------------ */
