@@ -6,20 +6,22 @@
  *   many_parked [N]
  *
  * Threads use the default attributes (so the default stack size, as an
- * unmodified program would). Half wait in pthread_cond_wait on one condvar,
- * half in read() on one of PIPES pipes (so the fd limit is not the limit:
- * 10,000 descriptors, the soft limit is raised to the hard one if needed).
+ * unmodified program would). A third wait in pthread_cond_wait on one
+ * condvar, a third in sem_wait on one semaphore, a third in read() on one
+ * of PIPES pipes (so the fd limit is not the limit: 10,000 descriptors,
+ * the soft limit is raised to the hard one if needed).
  * Each fills a buffer on its own stack before parking and checks it after:
  * stacks that overlapped would show. While all are parked, every one must
  * answer pthread_kill(t, 0) and none may have returned. Then the condvar is
- * broadcast, every pipe gets one byte per reader, and all are joined, each
- * returning its index. Prints the time of each phase and the memory used
+ * broadcast, every pipe gets one byte per reader, the semaphore one post per
+ * waiter, and all are joined, each returning its index. Prints the time of each phase and the memory used
  * (MemAvailable delta, VmRSS, VmHWM) and the mappings counted in
  * /proc/self/maps at the peak.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,7 +32,7 @@
 
 #include "test_support.h"
 
-/* 10 readers per pipe at 100,000 threads: a byte written wakes every
+/* 7 readers per pipe at 100,000 threads: a byte written wakes every
  * reader of its pipe, so fewer pipes would cost a herd of wake-ups each. */
 enum { PIPES = 5000, STACK_CHECK_BYTES = 1024 };
 
@@ -38,6 +40,7 @@ static int pipes[PIPES][2];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int released;
+static sem_t sem;
 static atomic_int parked, returned;
 
 static void fill(unsigned char *buf, int idx) {
@@ -48,18 +51,24 @@ static void *parked_thread(void *arg) {
     const int idx = (int)(intptr_t)arg;
     volatile unsigned char mine[STACK_CHECK_BYTES];
     fill((unsigned char *)mine, idx);
-    if (idx % 2 == 0) {
+    if (idx % 3 == 0) {
         CHECK_RC(pthread_mutex_lock(&lock), 0);
         atomic_fetch_add(&parked, 1);
         while (!released) CHECK_RC(pthread_cond_wait(&cond, &lock), 0);
         CHECK_RC(pthread_mutex_unlock(&lock), 0);
-    } else {
+    } else if (idx % 3 == 1) {
         unsigned char c = 0;
         atomic_fetch_add(&parked, 1);
         ssize_t n;
-        do n = read(pipes[(idx / 2) % PIPES][0], &c, 1);
+        do n = read(pipes[(idx / 3) % PIPES][0], &c, 1);
         while (n < 0 && errno == EINTR);
         CHECK(n == 1, "thread %d: read returned %zd (%s)", idx, n, n < 0 ? strerror(errno) : "EOF");
+    } else {
+        atomic_fetch_add(&parked, 1);
+        int rc;
+        do rc = sem_wait(&sem);
+        while (rc != 0 && errno == EINTR);
+        CHECK(rc == 0, "thread %d: sem_wait: %s", idx, strerror(errno));
     }
     unsigned char want[STACK_CHECK_BYTES];
     fill(want, idx);
@@ -123,6 +132,7 @@ int main(int argc, char **argv) {
         CHECK_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
     }
     for (int i = 0; i < PIPES; ++i) CHECK_EQ(pipe2(pipes[i], O_CLOEXEC), 0);
+    CHECK_EQ(sem_init(&sem, 0, 0), 0);
     const long avail0 = meminfo_kib("MemAvailable");
     const int64_t t0 = now_ns();
 
@@ -155,7 +165,7 @@ int main(int argc, char **argv) {
     memset(ones, 'x', sizeof ones);
     for (int p = 0; p < PIPES; ++p) {
         int readers = 0;
-        for (int i = 1; i < n; i += 2) readers += (i / 2) % PIPES == p;
+        for (int i = 1; i < n; i += 3) readers += (i / 3) % PIPES == p;
         for (int left = readers; left > 0;) {
             int chunk = left < (int)sizeof ones ? left : (int)sizeof ones;
             ssize_t w = write(pipes[p][1], ones, (size_t)chunk);
@@ -164,6 +174,7 @@ int main(int argc, char **argv) {
         }
     }
     const int64_t t_released = now_ns();
+    for (int i = 2; i < n; i += 3) CHECK_EQ(sem_post(&sem), 0);
     set_phase("joining");
     for (int i = 0; i < n; ++i) {
         void *r = NULL;
