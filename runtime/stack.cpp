@@ -272,8 +272,8 @@ Slab* slab_create_locked(StackState& st, Pool* pool) {
 void announce_slab_locked(StackState& st, bool guarded) {
     if (!st.told_slab) {
         st.told_slab = true;
-        diag::message("%zu fiber stacks have a mapping and guard page each, the budget for vm.max_map_count=%ld; "
-                      "further stacks share mappings of %u (GREENLD_MAPPED_STACKS sets the budget)",
+        diag::message("%zu fiber stacks have a mapping and guard page each (the budget: GREENLD_MAPPED_STACKS, "
+                      "or from vm.max_map_count=%ld); further stacks share mappings of %u",
                       st.mapped_limit, max_map_count(), kSlabSlots);
     }
     if (!guarded && !st.told_unguarded) {
