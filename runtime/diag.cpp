@@ -30,16 +30,19 @@ void vmessage(const char* fmt, va_list ap) {
 }
 
 // A fault is an overflow of the running fiber's stack if it hit the guard,
-// or if the stack pointer is already below the stack: a frame larger than
-// the guard, or a stack with no guard that faults only once the recursion
-// ran through what lies below it (the other slots of a slab).
+// or if the stack pointer is already below the stack and the fault is at
+// the stack pointer (a push, a frame's store): a frame larger than the
+// guard, or a stack with no guard that faults only once the recursion ran
+// through what lies below it (the other slots of a slab). Not a fault far
+// from the stack pointer (a stray pointer in a handler on another stack).
 bool is_overflow(const Fiber* f, const siginfo_t* info, const void* uctx) {
     if (!f) return false;
     if (f->stack.is_guard_hit(info->si_addr)) return true;
     if (!f->stack.owned()) return false;
+    constexpr uintptr_t kNear = 64 * 1024;
     auto sp = uintptr_t(static_cast<const ucontext_t*>(uctx)->uc_mcontext.gregs[REG_RSP]);
-    auto lo = uintptr_t(f->stack.lo());
-    return sp < lo && lo - sp <= (size_t(1) << 30);
+    auto lo = uintptr_t(f->stack.lo()), addr = uintptr_t(info->si_addr);
+    return sp < lo && lo - sp <= (uintptr_t(1) << 30) && addr + kNear >= sp && addr <= sp + kNear;
 }
 
 void on_fault(int sig, siginfo_t* info, void* uctx) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # 100,000 threads of one unmodified program alive at once, each parked in a
-# blocking call (pthread_cond_wait or read on a pipe), on stock sysctls:
+# blocking call (pthread_cond_wait, sem_wait or read on a pipe), on stock sysctls:
 # under greenld only, since native threads stop near kernel.pid_max
 # (32,768) and guard-paged stacks near vm.max_map_count / 2. Then all are
 # released and joined. Bounded: the program's watchdog ends it at 120 s.
