@@ -245,7 +245,7 @@ GREENLD_EXPORT int pthread_getattr_np(pthread_t t, pthread_attr_t* attr) {
     if (!f) return next_getattr(t, attr);
     pthread_attr_init(attr);
     pthread_attr_setstack(attr, f->stack.lo(), f->stack.usable);
-    pthread_attr_setguardsize(attr, f->stack.owned ? Stack::guard_size() : 0);
+    pthread_attr_setguardsize(attr, f->stack.guarded ? f->stack.guard : 0);
     if (f->lifecycle.load(std::memory_order_relaxed) & Fiber::kDetached)
         pthread_attr_setdetachstate(attr, PTHREAD_CREATE_DETACHED);
     return 0;

@@ -153,4 +153,17 @@ size_t stack_size() {
     return v;
 }
 
+long mapped_stacks() {
+    const char* s = getenv("GREENLD_MAPPED_STACKS");
+    if (!s) return -1;
+    char* end = nullptr;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > (1l << 30)) {
+        diag::message("GREENLD_MAPPED_STACKS='%s' is not an integer in 0..%ld; using the default", s, 1l << 30);
+        return -1;
+    }
+    return v;
+}
+
 }  // namespace greenld::config

@@ -32,6 +32,10 @@ bool parse_patch(const char* text, unsigned* out, const char** bad, size_t* bad_
 
 int hubs();                 // GREENLD_HUBS, default: CPUs this process may use
 size_t stack_size();        // GREENLD_STACK_SIZE, default: as glibc (RLIMIT_STACK)
+// GREENLD_MAPPED_STACKS: how many fiber stacks may have a mapping (and a
+// PROT_NONE guard page) of their own; -1 when unset (stack.h derives it
+// from vm.max_map_count).
+long mapped_stacks();
 // GREENLD_POOL_SIZE: threads of the blocking-call pool (pool.h) that run
 // io jobs at once, 1..kMaxPoolSize, default kDefaultPoolSize.
 constexpr int kDefaultPoolSize = 4, kMaxPoolSize = 256;

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/ucontext.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -28,12 +29,31 @@ void vmessage(const char* fmt, va_list ap) {
     native::sys(SYS_write, 2, reinterpret_cast<long>(buf), long(len));
 }
 
-void on_fault(int sig, siginfo_t* info, void*) {
+// A fault is an overflow of the running fiber's stack if it hit the guard,
+// or if the stack pointer is already below the stack and the fault is at
+// the stack pointer (a push, a frame's store): a frame larger than the
+// guard, or a stack with no guard that faults only once the recursion ran
+// through what lies below it (the other slots of a slab). Not a fault far
+// from the stack pointer (a stray pointer in a handler on another stack).
+bool is_overflow(const Fiber* f, const siginfo_t* info, const void* uctx) {
+    if (!f) return false;
+    if (f->stack.is_guard_hit(info->si_addr)) return true;
+    if (!f->stack.owned()) return false;
+    constexpr uintptr_t kNear = 64 * 1024;
+    auto sp = uintptr_t(static_cast<const ucontext_t*>(uctx)->uc_mcontext.gregs[REG_RSP]);
+    auto lo = uintptr_t(f->stack.lo()), addr = uintptr_t(info->si_addr);
+    return sp < lo && lo - sp <= (uintptr_t(1) << 30) && addr + kNear >= sp && addr <= sp + kNear;
+}
+
+void on_fault(int sig, siginfo_t* info, void* uctx) {
     Fiber* f = Hub::current_fiber();
-    if (f && f->stack.is_guard_hit(info->si_addr)) {
+    if (is_overflow(f, info, uctx)) {
         message("fiber %u overflowed its stack (%zu KiB) at address %p; raise the stack size with "
                 "GREENLD_STACK_SIZE or greenld --stack-size (pthread_attr_setstacksize is honoured)",
                 f->id, f->stack.usable / 1024, info->si_addr);
+        // A shared stack's guard reports SIGBUS (userfaultfd); natively, and
+        // on a stack of its own, the overflow is a SIGSEGV.
+        sig = SIGSEGV;
     }
     // Die as the program would have: default action, same signal.
     signal(sig, SIG_DFL);

@@ -28,7 +28,7 @@ void prepare() {
 void parent() {
     BlockingPool::get().unlock_after_fork(false);
     io_unlock_after_fork(false);
-    stack_unlock_after_fork();
+    stack_unlock_after_fork(false);
     Runtime::get().unlock_after_fork();
     futex_unlock_after_fork(false);
 }
@@ -36,7 +36,7 @@ void parent() {
 void child() {
     BlockingPool::get().unlock_after_fork(true);
     io_unlock_after_fork(true);
-    stack_unlock_after_fork();
+    stack_unlock_after_fork(true);
     Runtime::get().unlock_after_fork();
     futex_unlock_after_fork(true);
     signals::reset_in_child(Hub::current_fiber());

@@ -108,10 +108,8 @@ void Hub::switch_to(Fiber* f) {
 }
 
 void Hub::switch_out(Fiber* self) {
-    if (!self->stack.canary_intact())
-        diag::fatal("fiber %u overwrote the bottom of its stack (%zu KiB): stack overflow; raise "
-                    "GREENLD_STACK_SIZE or greenld --stack-size",
-                    self->id, self->stack.usable / 1024);
+    if (!self->stack.canary_intact()) [[unlikely]]
+        report_overwritten_canary(self);
     // errno lives in the OS thread's TLS, shared by the hub's fibers.
     int saved_errno = errno;
     void* asan_save = nullptr;
@@ -120,6 +118,15 @@ void Hub::switch_out(Fiber* self) {
     greenld_context_switch(&self->ctx, &ctx_);
     sanitizer::finish_switch(asan_save);
     errno = saved_errno;
+}
+
+void Hub::report_overwritten_canary(Fiber* self) {
+    diag::fatal("fiber %u overflowed its stack (%zu KiB): the canary at its bottom was overwritten%s; raise the "
+                "stack size with GREENLD_STACK_SIZE or greenld --stack-size",
+                self->id, self->stack.usable / 1024,
+                self->stack.kind == StackKind::slab && !self->stack.guarded
+                    ? " (by it, or by a fiber whose shared stack lies above it overflowing through it)"
+                    : "");
 }
 
 void Hub::prepare_park() {
@@ -192,6 +199,10 @@ void Hub::exit_current() {
 }
 
 void Hub::finish_dead(Fiber* f) {
+    if (!stack_gap_intact(f->stack))
+        diag::fatal("fiber %u overflowed its stack (%zu KiB): the unguarded gap below it was written; raise "
+                    "the stack size with GREENLD_STACK_SIZE or greenld --stack-size",
+                    f->id, f->stack.usable / 1024);
     stack_release(f->stack);
     f->exited.store(1, std::memory_order_release);
     futex_wake(&f->exited, INT_MAX);
@@ -343,17 +354,18 @@ int Runtime::spawn(void* (*start)(void*), void* arg, const FiberOptions& opts, F
     }
     Fiber* f = new (std::nothrow) Fiber();
     if (!f) return EAGAIN;
+    f->hub = choose_hub();
     if (opts.stack_addr) {
         f->stack = stack_adopt(opts.stack_addr, opts.stack_size);
     } else {
         int err = 0;
-        if (!stack_allocate(opts.stack_size ? opts.stack_size : default_stack_size_, &f->stack, &err)) {
+        if (!stack_allocate(opts.stack_size ? opts.stack_size : default_stack_size_, &f->stack, &err,
+                            f->hub->index())) {
             delete f;
             return err;
         }
     }
     f->id = next_id_.fetch_add(1, std::memory_order_relaxed);
-    f->hub = choose_hub();
     f->start = start;
     f->arg = arg;
     f->created_ns = native::monotonic_ns();

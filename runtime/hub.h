@@ -93,6 +93,7 @@ private:
     void run();
     void switch_to(Fiber* f);
     void switch_out(Fiber* self);
+    [[noreturn, gnu::cold, gnu::noinline]] static void report_overwritten_canary(Fiber* self);
     void drain_remote();
     void finish_dead(Fiber* f);
     static void on_wakeup_fd(struct ev_loop*, ev_io* w, int);
