@@ -96,7 +96,8 @@ test-asan:
 
 # Benchmarks (tests/bench/), built into $(BUILD)/bench/ and run by
 # scripts/bench.sh: a table on stdout, $(BUILD)/bench/results.tsv.
-BENCH_BIN := $(BUILD)/bench/pingpong $(BUILD)/bench/epoll_echo $(BUILD)/bench/switch_bench
+BENCH_BIN := $(BUILD)/bench/pingpong $(BUILD)/bench/epoll_echo $(BUILD)/bench/switch_bench \
+             $(BUILD)/bench/parked_threads $(BUILD)/bench/cpu_threads $(BUILD)/bench/mc_load
 
 $(BUILD)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)

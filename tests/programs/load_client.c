@@ -17,8 +17,11 @@
  * With --pause-file, once every connection has completed its first round
  * trip (so the server holds all of them, idle) the client creates PATH, sends
  * nothing until PATH is deleted (bounded by --timeout-sec), then goes on.
- * Benchmarks use the pause to measure a server holding C idle connections,
- * or to count its syscalls over the remaining C * (R - 1) requests only.
+ * Once every request is done (and unless the run timed out) it pauses the
+ * same way a second time, connections still open, before closing them.
+ * Benchmarks use the first pause to measure a server holding C idle
+ * connections, and the two together to count the server's syscalls over the
+ * remaining C * (R - 1) requests only (no set-up, no closing).
  *
  * On exit it prints exactly one line on stdout:
  *   conns=C requests=TOTAL seconds=S.SSS rps=N errors=E mismatches=M server_threads_max=T
@@ -312,11 +315,10 @@ static int ms_until(int64_t when)
     return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
-/* Creates the pause file and waits, polling, until someone deletes it. */
-static void pause_until_resumed(int64_t deadline)
+/* Creates the pause file and waits, polling, until someone deletes it or
+ * the deadline passes. */
+static void wait_for_pause_file_removal(int64_t deadline)
 {
-    int64_t t0 = now_ns();
-    paused_after = completed;
     FILE *f = fopen(opt_pause_file, "w");
     if (!f || fclose(f) != 0) {
         fprintf(stderr, "load_client: cannot create %s: %s (not pausing)\n", opt_pause_file,
@@ -326,6 +328,13 @@ static void pause_until_resumed(int64_t deadline)
         while (access(opt_pause_file, F_OK) == 0 && now_ns() < deadline)
             nanosleep(&tick, NULL);
     }
+}
+
+static void pause_until_resumed(int64_t deadline)
+{
+    int64_t t0 = now_ns();
+    paused_after = completed;
+    wait_for_pause_file_removal(deadline);
     pause_pending = false;
     pause_end_ns = now_ns();
     paused_ns = pause_end_ns - t0;
@@ -540,6 +549,8 @@ int main(int argc, char **argv)
      * pause; the pause still holds them open. */
     if (pause_pending && !timed_out)
         pause_until_resumed(deadline);
+    if (opt_pause_file && !timed_out)
+        wait_for_pause_file_removal(deadline);
 
     if (timed_out)
         fail_unfinished_on_timeout();
