@@ -3,7 +3,8 @@
 #   make test       unit + integration tests (what .ci/run calls)
 #   make test-real  real programs (tests/real/) natively and under greenld
 #   make test-asan  unit tests under AddressSanitizer + UBSan
-#   make bench      native vs greenld vs epoll benchmarks (scripts/bench.sh)
+#   make bench      native vs greenld vs epoll benchmarks, < 10 min (scripts/bench.sh):
+#                   a table, build/bench/results.tsv and build/bench/chart.png
 #   make demo       install deps if missing, build, run the demo
 #   make deps       install the Debian build dependencies (as root)
 #   make install    PREFIX=/usr/local DESTDIR=

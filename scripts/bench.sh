@@ -30,7 +30,9 @@
 #      kernel tasks used, natively and with GREENLD_HUBS=1 and 2
 #
 # Environment: BENCH_REPEAT (3) runs per figure, medians reported;
-# BENCH_CONNS ("100 1000 10000"); BENCH_REQUESTS (60000 requests per echo
+# BENCH_CONNS ("100 1000 10000"); on a loaded machine the later sections
+# skip their extra runs past fixed points in time (printed), to end within
+# 10 minutes; BENCH_REQUESTS (40000 requests per echo
 # run, spread over the connections, at least 6 each); BENCH_MAX_THREADS
 # (100000); BENCH_PID_HEADROOM (4000: native threads stop that many pids
 # short of pid_max, so other processes on the machine can still fork).
@@ -57,7 +59,7 @@ epoll_echo=$bench_bin/epoll_echo
 
 repeat=${BENCH_REPEAT:-3}
 conns_list=${BENCH_CONNS:-"100 1000 10000"}
-total_requests=${BENCH_REQUESTS:-60000}
+total_requests=${BENCH_REQUESTS:-40000}
 max_threads=${BENCH_MAX_THREADS:-100000}
 pid_headroom=${BENCH_PID_HEADROOM:-4000}
 for v in "$repeat" "$total_requests" "$max_threads" "$pid_headroom" $conns_list; do
@@ -218,6 +220,15 @@ field() { # LINE KEY -> value of KEY=value in LINE
     echo -
 }
 t_start=$SECONDS
+# another_run R LIMIT SECTION: whether run R (from 0) of SECTION may start:
+# the first always, the others only before LIMIT seconds into the bench,
+# so that a loaded machine still gets every row within 10 minutes.
+short_sections=
+another_run() {
+    (( $1 == 0 || SECONDS - t_start < $2 )) && return 0
+    short_sections+=" $3 ($1 of $repeat runs);"
+    return 1
+}
 progress() { printf '  [%3ds] %s\n' "$((SECONDS - t_start))" "$*" >&2; }
 
 # ------------------------------------------------------------ servers
@@ -269,7 +280,7 @@ run_paused_client() {
     local out=$tmpdir/client.out
     rm -f "$pausefile"
     "$load_client" --host 127.0.0.1 --port "$port" --conns "$conns" --requests "$requests" \
-        --server-pid "$server_pid" --timeout-sec "$timeout" --pause-file "$pausefile" >"$out" 2>"$tmpdir/client.err" &
+        --server-pid "$server_pid" --timeout-sec "$timeout" --pause-file "$pausefile" --close reset >"$out" 2>"$tmpdir/client.err" &
     cpid=$!
     started+=("$cpid")
     for step in "$on_pause" "$on_done"; do
@@ -293,9 +304,15 @@ run_paused_client() {
     fi
     return 0
 }
-proc_status() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+proc_status() { # PID KEY -> the number in /proc/PID/status, "-" if gone
+    local v
+    v=$(awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true)
+    echo "${v:--}"
+}
+kib_to_mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "%.0f\n", k / 1024 }'; }
+mib_delta() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "") print "-"; else print a - b }'; }
 no_op() { :; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat" 2>/dev/null || true; }
 mem_available_kib() { awk '$1 == "MemAvailable:" { print $2 }' /proc/meminfo; }
 
 counted_requests() { echo $(( $(field "$client_line" requests) - $(field "$client_line" paused_after) )); }
@@ -387,7 +404,7 @@ echo "greenld bench: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg
     "syscalls counted by $([[ -n $cgroup_dir ]] && echo "perf (cgroup $cgroup_name)" || echo "strace")" >&2
 progress "1  switch_bench x$repeat"
 for ((r = 0; r < repeat; r++)); do
-    line=$(timeout 120 "$bench_bin/switch_bench" --scale 0.5)
+    line=$(timeout 120 "$bench_bin/switch_bench" --scale 0.3)
     for key in switch_ns yield_ns park_same_hub_ns park_cross_hub_ns native_same_cpu_ns native_cross_cpu_ns; do
         v=$(field "$line" "$key")
         [[ $v == - || $v == -1* ]] || record "$key" runtime "$v" ns
@@ -433,9 +450,9 @@ done
 
 on_echo_pause() { # every connection idle after its first round trip
     sleep 0.5 # the last accepts and first round trips settle
-    record "echo_mem_drop_$conns" "$kind" "$(( (mem_before - $(mem_available_kib)) / 1024 ))" MiB
-    record "echo_cgmem_$conns" "$kind" "$(awk -v a="$(cg_mem_mib)" -v b="$cg_before" 'BEGIN { if (a == "-") print "-"; else print a - b }')" MiB
-    record "echo_rss_$conns" "$kind" "$(( $(proc_status "$server_pid" VmRSS) / 1024 ))" MiB
+    record "echo_mem_drop_$conns" "$kind" "$(kib_to_mib "$(mib_delta "$mem_before" "$(mem_available_kib)")")" MiB
+    record "echo_cgmem_$conns" "$kind" "$(mib_delta "$(cg_mem_mib)" "$cg_before")" MiB
+    record "echo_rss_$conns" "$kind" "$(kib_to_mib "$(proc_status "$server_pid" VmRSS)")" MiB
     record "echo_threads_$conns" "$kind" "$(proc_status "$server_pid" Threads)" threads
     cpu_at_pause=$(cpu_ticks)
     attach_counter "$conns"
@@ -447,6 +464,7 @@ on_echo_done() {
 }
 progress "3  echo servers at connections: $conns_list, x$repeat"
 for ((r = 0; r < repeat; r++)); do
+    another_run "$r" 300 "3 echo" || break
     for conns in $conns_list; do
         requests=$(( total_requests / conns ))
         (( requests >= 6 )) || requests=6
@@ -470,12 +488,13 @@ done
 
 # ------------------------------------------------------------ 4: scale
 
+hold_note=
 progress "4  most connections held: $hold_conns (the fd limit $fd_limit minus 100)"
 on_hold_pause() {
     sleep 0.5
-    record hold_mem_drop "$kind" "$(( (mem_before - $(mem_available_kib)) / 1024 ))" MiB
-    record hold_cgmem "$kind" "$(awk -v a="$(cg_mem_mib)" -v b="$cg_before" 'BEGIN { if (a == "-") print "-"; else print a - b }')" MiB
-    record hold_rss "$kind" "$(( $(proc_status "$server_pid" VmRSS) / 1024 ))" MiB
+    record hold_mem_drop "$kind" "$(kib_to_mib "$(mib_delta "$mem_before" "$(mem_available_kib)")")" MiB
+    record hold_cgmem "$kind" "$(mib_delta "$(cg_mem_mib)" "$cg_before")" MiB
+    record hold_rss "$kind" "$(kib_to_mib "$(proc_status "$server_pid" VmRSS)")" MiB
     record hold_threads "$kind" "$(proc_status "$server_pid" Threads)" threads
 }
 for kind in native greenld epoll; do
@@ -486,7 +505,9 @@ for kind in native greenld epoll; do
     stop_server
     # Each connection makes one round trip: those completed were held.
     record hold_conns "$kind" "$(field "$client_line" requests)" connections
-    (( client_rc == 0 )) || echo "bench: $kind: $(head -c 300 "$tmpdir/client.err")" >&2
+    if (( client_rc != 0 )); then
+        hold_note+=" $kind: $(head -c 200 "$tmpdir/client.err" | tr '\n' ' ')$(tail -c 200 "$server_log" | tr '\n' ' ')."
+    fi
 done
 
 tasks_now=$(find /proc/[0-9]*/task -maxdepth 1 -mindepth 1 2>/dev/null | wc -l)
@@ -532,6 +553,7 @@ wait_port() { # PORT: up to 10 s for something to accept on it
 user=()
 [[ $(id -u) == 0 ]] && user=(-u nobody)
 for ((r = 0; r < repeat; r++)); do
+    another_run "$r" 400 "5 redis/memcached" || break
     for variant in native greenld; do
         p=$(free_port)
         redis_conf "$p" >"$tmpdir/redis.conf"
@@ -542,7 +564,7 @@ for ((r = 0; r < repeat; r++)); do
         server_pid=$!
         started+=("$server_pid")
         wait_port "$p"
-        csv=$(timeout 120 redis-benchmark -h 127.0.0.1 -p "$p" -c 50 -n 50000 -t set,get --csv 2>/dev/null)
+        csv=$(timeout 120 redis-benchmark -h 127.0.0.1 -p "$p" -c 50 -n 20000 -t set,get --csv 2>/dev/null)
         stop_server
         for t in SET GET; do
             record "redis_${t,,}_rps" "$variant" \
@@ -554,7 +576,7 @@ for ((r = 0; r < repeat; r++)); do
         server_pid=$!
         started+=("$server_pid")
         wait_port "$p"
-        line=$(timeout 120 "$bench_bin/mc_load" --port "$p" --conns 50 --requests 2000 --timeout-sec 100) ||
+        line=$(timeout 120 "$bench_bin/mc_load" --port "$p" --conns 50 --requests 1000 --timeout-sec 100) ||
             { echo "bench: mc_load failed against memcached ($variant): $line" >&2; exit 1; }
         stop_server
         record memcached_rps "$variant" "$(field "$line" rps)" requests/s
@@ -565,8 +587,9 @@ done
 
 progress "6  Python ThreadingTCPServer echo: native, gevent, greenld at 100 and 1000 connections x$repeat"
 for ((r = 0; r < repeat; r++)); do
+    another_run "$r" 460 "6 Python" || break
     for conns in 100 1000; do
-        requests=$(( 20000 / conns ))
+        requests=$(( 12000 / conns ))
         for kind in py-native py-gevent py-greenld; do
             start_echo "$kind"
             run_paused_client "$conns" "$requests" no_op no_op
@@ -591,11 +614,12 @@ fi
 progress "8  cpu_threads: native, GREENLD_HUBS=1, GREENLD_HUBS=2 x$repeat"
 declare -A tasks_used
 for ((r = 0; r < repeat; r++)); do
+    another_run "$r" 520 "8 cpu_threads" || break
     for variant in native hubs1 hubs2; do
         case $variant in
-            native) line=$(timeout 120 "$bench_bin/cpu_threads" --iterations 150000000) ;;
-            hubs1) line=$(timeout 120 env LD_PRELOAD="$lib" GREENLD_HUBS=1 "$bench_bin/cpu_threads" --iterations 150000000) ;;
-            hubs2) line=$(timeout 120 env LD_PRELOAD="$lib" GREENLD_HUBS=2 "$bench_bin/cpu_threads" --iterations 150000000) ;;
+            native) line=$(timeout 120 "$bench_bin/cpu_threads" --iterations 100000000) ;;
+            hubs1) line=$(timeout 120 env LD_PRELOAD="$lib" GREENLD_HUBS=1 "$bench_bin/cpu_threads" --iterations 100000000) ;;
+            hubs2) line=$(timeout 120 env LD_PRELOAD="$lib" GREENLD_HUBS=2 "$bench_bin/cpu_threads" --iterations 100000000) ;;
         esac
         record cpu_per_wall "$variant" "$(field "$line" cpu_per_wall)" cpu_s/s
         tasks_used[$variant]="${tasks_used[$variant]:-}${tasks_used[$variant]:+,}$(field "$line" os_threads)"
@@ -672,7 +696,7 @@ fi
 n=$(med hold_rss native) g=$(med hold_rss greenld) e=$(med hold_rss epoll)
 row "   ... server RSS, MiB" "$n" "$g" "$e" "$(ratio "$g" "$n")" "$(ratio "$g" "$e")"
 n=$(med parked_threads native) g=$(med parked_threads greenld)
-row "4  live threads parked in read() (1 run)" "$n" "$g" - "$(ratio "$g" "$n")" -
+row "4  live threads parked in read() (see stop)" "$n" "$g" - "$(ratio "$g" "$n")" -
 row "   ... seconds to create them" "$(med parked_seconds native)" "$(med parked_seconds greenld)" - - -
 row "   ... RSS, MiB" "$(med parked_rss native)" "$(med parked_rss greenld)" - \
     "$(ratio "$(med parked_rss greenld)" "$(med parked_rss native)")" -
@@ -698,7 +722,9 @@ row "8  2 CPU-bound threads: CPU s per wall s" "$n" "$h1" "$h2" "$(ratio "$h2" "
 row "   kernel tasks the 2 threads ran on" "${tasks_used[native]}" "${tasks_used[hubs1]}" "${tasks_used[hubs2]}" - -
 
 echo
+[[ -z $short_sections ]] || echo "Fewer runs, to finish within 10 minutes:$short_sections"
 echo "Stop reasons, parked threads: native: ${threads_stop[native]:-?}; greenld: ${threads_stop[greenld]:-?}"
+[[ -z $hold_note ]] || echo "Most connections held, failures:$hold_note"
 echo "Syscalls per round trip / request ((N err|EAGAIN) = calls that failed):"
 for v in native greenld greenld-1hub; do printf '  ping-pong %-13s%s\n' "$v:" "${breakdown[pp.$v]:-}"; done
 for v in native greenld epoll; do printf '  echo %s conns %-8s%s\n' "$syscall_detail_conns" "$v:" "${breakdown[echo.$v]:-(not counted)}"; done

@@ -3,7 +3,7 @@
  *
  * Usage: load_client --port N [--host 127.0.0.1] --conns C --requests R
  *                    [--size 64] [--server-pid PID] [--timeout-sec 60]
- *                    [--pause-file PATH]
+ *                    [--pause-file PATH] [--close fin|reset]
  *
  * Opens C connections, then drives all of them concurrently through R
  * sequential request/response round trips each.  Every request carries
@@ -22,6 +22,11 @@
  * Benchmarks use the first pause to measure a server holding C idle
  * connections, and the two together to count the server's syscalls over the
  * remaining C * (R - 1) requests only (no set-up, no closing).
+ *
+ * --close reset closes every connection with an RST (SO_LINGER 0) instead
+ * of a FIN, so that no TIME_WAIT socket keeps its ephemeral port for a
+ * minute: back-to-back runs of thousands of connections otherwise exhaust
+ * the port range, and connect() slows to a crawl searching it.
  *
  * On exit it prints exactly one line on stdout:
  *   conns=C requests=TOTAL seconds=S.SSS rps=N errors=E mismatches=M server_threads_max=T
@@ -88,6 +93,7 @@ static long opt_size = 64;
 static long opt_server_pid = -1;
 static long opt_timeout_sec = 60;
 static const char *opt_pause_file;
+static bool opt_close_reset;
 
 /* Run state. */
 static struct conn *conns;
@@ -111,7 +117,8 @@ static void usage(const char *prog)
 {
     fprintf(stderr,
             "usage: %s --port N [--host 127.0.0.1] --conns C --requests R\n"
-            "          [--size 64] [--server-pid PID] [--timeout-sec 60] [--pause-file PATH]\n",
+            "          [--size 64] [--server-pid PID] [--timeout-sec 60] [--pause-file PATH]\n"
+            "          [--close fin|reset]\n",
             prog);
     exit(2);
 }
@@ -380,6 +387,8 @@ int main(int argc, char **argv)
             opt_timeout_sec = parse_long(argv[0], v, 1, 1000L * 1000 * 1000);
         else if (strcmp(a, "--pause-file") == 0)
             opt_pause_file = v;
+        else if (strcmp(a, "--close") == 0 && (strcmp(v, "fin") == 0 || strcmp(v, "reset") == 0))
+            opt_close_reset = strcmp(v, "reset") == 0;
         else
             usage(argv[0]);
     }
@@ -555,9 +564,15 @@ int main(int argc, char **argv)
     if (timed_out)
         fail_unfinished_on_timeout();
 
-    for (long i = 0; i < opt_conns; i++)
-        if (conns[i].fd >= 0)
-            close(conns[i].fd);
+    for (long i = 0; i < opt_conns; i++) {
+        if (conns[i].fd < 0)
+            continue;
+        if (opt_close_reset) {
+            const struct linger reset = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(conns[i].fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        }
+        close(conns[i].fd);
+    }
 
     int64_t busy_ns = t_last_ns - t_start_ns;
     if (paused_ns > 0 && t_last_ns >= pause_end_ns)
