@@ -40,10 +40,13 @@ PROGRAM_CXX_SRC := $(wildcard tests/programs/t_*.cpp)
 PROGRAMS := $(PROGRAM_SRC:tests/programs/%.c=$(BUILD)/tests/%) $(PROGRAM_CXX_SRC:tests/programs/%.cpp=$(BUILD)/tests/%)
 
 DEB_DEPS := g++ make libev-dev libc-ares-dev libunwind-dev doctest-dev
+# Benchmark programs (tests/bench/; built by `all` so that make test checks them).
+BENCH_BIN := $(BUILD)/bench/pingpong $(BUILD)/bench/epoll_echo $(BUILD)/bench/switch_bench \
+             $(BUILD)/bench/parked_threads $(BUILD)/bench/cpu_threads $(BUILD)/bench/mc_load
 
 .PHONY: all test test-real test-unit test-integration test-asan bench demo deps install uninstall clean
 
-all: $(BUILD)/libgreenld.so $(BUILD)/unit_tests $(PROGRAMS)
+all: $(BUILD)/libgreenld.so $(BUILD)/unit_tests $(PROGRAMS) $(BENCH_BIN)
 
 # V=1 shows the full commands.
 Q := $(if $(V),,@)
@@ -96,9 +99,7 @@ test-asan:
 	    build-asan/unit_tests
 
 # Benchmarks (tests/bench/), built into $(BUILD)/bench/ and run by
-# scripts/bench.sh: a table on stdout, $(BUILD)/bench/results.tsv.
-BENCH_BIN := $(BUILD)/bench/pingpong $(BUILD)/bench/epoll_echo $(BUILD)/bench/switch_bench \
-             $(BUILD)/bench/parked_threads $(BUILD)/bench/cpu_threads $(BUILD)/bench/mc_load
+# scripts/bench.sh: a table on stdout, $(BUILD)/bench/results.tsv and chart.png.
 
 $(BUILD)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
