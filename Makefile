@@ -42,7 +42,8 @@ PROGRAMS := $(PROGRAM_SRC:tests/programs/%.c=$(BUILD)/tests/%) $(PROGRAM_CXX_SRC
 DEB_DEPS := g++ make libev-dev libc-ares-dev libunwind-dev doctest-dev
 # Benchmark programs (tests/bench/; built by `all` so that make test checks them).
 BENCH_BIN := $(BUILD)/bench/pingpong $(BUILD)/bench/epoll_echo $(BUILD)/bench/switch_bench \
-             $(BUILD)/bench/parked_threads $(BUILD)/bench/cpu_threads $(BUILD)/bench/mc_load
+             $(BUILD)/bench/parked_threads $(BUILD)/bench/cpu_threads $(BUILD)/bench/mc_load \
+             $(BUILD)/bench/dns_lookups
 
 .PHONY: all test test-real test-unit test-integration test-asan bench demo deps install uninstall clean
 

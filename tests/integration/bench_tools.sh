@@ -8,6 +8,7 @@
 #  - pingpong, epoll_echo: correct under their verifying clients
 #  - mc_load: verifies memcached's replies (and fails against an echo)
 #  - load_client --close reset leaves no TIME_WAIT socket, --close fin does
+#  - dns_lookups + slow_dns.py: concurrent lookups, each answered late
 #  - bench_plot.py draws a PNG from a results.tsv
 # Prints "N passed, N failed".
 set -u
@@ -138,6 +139,29 @@ out=$(timeout 60 "$B/mc_load" --port "$port" --conns 2 --requests 2 --timeout-se
 rc=$?
 stop
 check "mc_load: an echo is not a memcached reply (exit 1, 'wrong reply')" '[ $rc -eq 1 ] && [[ $out == *"wrong reply"* ]]'
+
+# dns_lookups against slow_dns.py (root: port 53 and a private resolv.conf).
+if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then
+    "$PY" tests/bench/slow_dns.py 127.42.0.54 53 100 "$dir/dns.ready" 30 2>"$dir/dns.log" &
+    dns=$!
+    pids+=("$dns")
+    for ((i = 0; i < 100; i++)); do [[ -e $dir/dns.ready ]] && break; sleep 0.1; done
+    echo "nameserver 127.42.0.54" >"$dir/resolv.conf"
+    # shellcheck disable=SC2016
+    out=$(timeout 30 unshare -m sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$dir/resolv.conf" \
+        "$B/dns_lookups" --threads 20)
+    rc=$?
+    echo "# dns_lookups, 20 threads, 100 ms server: $out"
+    check "dns_lookups: 20 concurrent lookups answered by slow_dns.py after 100 ms, in parallel" \
+        '[ $rc -eq 0 ] && awk -v s="$(field "$out" slowest)" -v t="$(field "$out" seconds)" "BEGIN { exit !(s >= 0.1 && t < 1.5) }"'
+    out=$(timeout 30 unshare -m sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$dir/resolv.conf" \
+        "$B/dns_lookups" --threads 2 --domain "bad..name" 2>&1)
+    rc=$?
+    check "dns_lookups: a lookup that fails makes it exit 1 and say why" '[ $rc -eq 1 ] && [[ $out == *bad..name* ]]'
+    kill "$dns" 2>/dev/null; wait "$dns" 2>/dev/null
+else
+    echo "# dns_lookups not checked: needs root and unshare (port 53, a private /etc/resolv.conf)"
+fi
 
 printf 'metric\tvariant\tmedian\tunit\tsamples\n' >"$dir/r.tsv"
 for c in 100 1000; do
