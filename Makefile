@@ -3,6 +3,8 @@
 #   make test       unit + integration tests (what .ci/run calls)
 #   make test-real  real programs (tests/real/) natively and under greenld
 #   make test-asan  unit tests under AddressSanitizer + UBSan
+#   make bench      native vs greenld vs epoll benchmarks, < 10 min (scripts/bench.sh):
+#                   a table, build/bench/results.tsv and build/bench/chart.png
 #   make demo       install deps if missing, build, run the demo
 #   make deps       install the Debian build dependencies (as root)
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -39,10 +41,14 @@ PROGRAMS := $(PROGRAM_SRC:tests/programs/%.c=$(BUILD)/tests/%) $(PROGRAM_CXX_SRC
             $(patsubst tests/programs/lib/%.c,$(BUILD)/tests/lib/lib%.so,$(wildcard tests/programs/lib/*.c))
 
 DEB_DEPS := g++ make libev-dev libc-ares-dev libunwind-dev doctest-dev
+# Benchmark programs (tests/bench/; built by `all` so that make test checks them).
+BENCH_BIN := $(BUILD)/bench/pingpong $(BUILD)/bench/epoll_echo $(BUILD)/bench/switch_bench \
+             $(BUILD)/bench/parked_threads $(BUILD)/bench/cpu_threads $(BUILD)/bench/mc_load \
+             $(BUILD)/bench/dns_lookups
 
-.PHONY: all test test-real test-unit test-integration test-asan demo deps install uninstall clean
+.PHONY: all test test-real test-unit test-integration test-asan bench demo deps install uninstall clean
 
-all: $(BUILD)/libgreenld.so $(BUILD)/unit_tests $(PROGRAMS)
+all: $(BUILD)/libgreenld.so $(BUILD)/unit_tests $(PROGRAMS) $(BENCH_BIN)
 
 # V=1 shows the full commands.
 Q := $(if $(V),,@)
@@ -112,6 +118,23 @@ test-asan:
 	    build-asan/unit_tests
 	ASAN_OPTIONS=detect_stack_use_after_return=0:detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 \
 	    build-asan/unit_tests
+
+# Benchmarks (tests/bench/), built into $(BUILD)/bench/ and run by
+# scripts/bench.sh: a table on stdout, $(BUILD)/bench/results.tsv and chart.png.
+
+$(BUILD)/bench/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) -pthread -o $@ $<
+
+# Links the runtime directly, as the unit tests do.
+$(BUILD)/bench/switch_bench: tests/bench/switch_bench.cpp $(RUNTIME_OBJ) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)
+	$(Q)$(CXX) -std=c++20 $(WARN) -D_GNU_SOURCE $(CXXFLAGS) -Iruntime -o $@ $< $(RUNTIME_OBJ) $(LIB_LDLIBS)
+
+bench: $(BUILD)/libgreenld.so $(BUILD)/tests/echo_server $(BUILD)/tests/load_client $(BENCH_BIN)
+	@scripts/bench.sh $(BUILD)
 
 deps:
 	@missing=""; for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -45,6 +45,7 @@ run_suite "man pages" tests/integration/test_man.sh
 run_suite "GREENLD_PATCH families" tests/integration/test_patch.sh "$BUILD"
 run_suite "thread-per-connection echo, 2000 connections" tests/integration/echo_2000.sh "$BUILD"
 run_suite "100,000 parked threads (greenld only)" tests/integration/many_parked.sh "$BUILD"
+run_suite "benchmark programs (make bench's tools)" tests/integration/bench_tools.sh "$BUILD"
 # Real programs nobody here wrote (tests/real/, also `make test-real`).
 for script in tests/real/*.sh; do
     run_suite "real program: $(basename "$script" .sh)" "$script" "$BUILD"

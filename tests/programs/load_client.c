@@ -3,6 +3,7 @@
  *
  * Usage: load_client --port N [--host 127.0.0.1] --conns C --requests R
  *                    [--size 64] [--server-pid PID] [--timeout-sec 60]
+ *                    [--pause-file PATH] [--close fin|reset]
  *
  * Opens C connections, then drives all of them concurrently through R
  * sequential request/response round trips each.  Every request carries
@@ -13,8 +14,26 @@
  * epoll, so that the client itself stays cheap and the measurement is
  * dominated by the server under test.
  *
+ * With --pause-file, once every connection has completed its first round
+ * trip (so the server holds all of them, idle) the client creates PATH, sends
+ * nothing until PATH is deleted (bounded by --timeout-sec), then goes on.
+ * Once every request is done (and unless the run timed out) it pauses the
+ * same way a second time, connections still open, before closing them.
+ * Benchmarks use the first pause to measure a server holding C idle
+ * connections, and the two together to count the server's syscalls over the
+ * remaining C * (R - 1) requests only (no set-up, no closing).
+ *
+ * --close reset closes every connection with an RST (SO_LINGER 0) instead
+ * of a FIN, so that no TIME_WAIT socket keeps its ephemeral port for a
+ * minute: back-to-back runs of thousands of connections otherwise exhaust
+ * the port range, and connect() slows to a crawl searching it.
+ *
  * On exit it prints exactly one line on stdout:
  *   conns=C requests=TOTAL seconds=S.SSS rps=N errors=E mismatches=M server_threads_max=T
+ * followed, with --pause-file, by " paused_after=K resumed_seconds=S": the
+ * requests completed before the pause, and the time from the end of the
+ * pause to the last completion (the steady state, every connection set up).
+ * The pause itself is not counted in seconds.
  * and exits 0 only if every request completed with a correct echo.
  * A connection stops at its first failure (its byte stream can no longer be
  * trusted), so errors + mismatches counts failed connections, plus one error
@@ -73,6 +92,8 @@ static long opt_requests = -1;
 static long opt_size = 64;
 static long opt_server_pid = -1;
 static long opt_timeout_sec = 60;
+static const char *opt_pause_file;
+static bool opt_close_reset;
 
 /* Run state. */
 static struct conn *conns;
@@ -86,6 +107,9 @@ static bool sampling_failed;
 static bool have_failure;
 static char first_failure[512];
 static int64_t t_start_ns, t_last_ns;
+static bool pause_pending;       /* --pause-file given and the pause not yet over */
+static int64_t paused_ns, pause_end_ns;
+static long long paused_after = -1;
 
 static unsigned char txbuf[IO_CHUNK], rxbuf[IO_CHUNK];
 
@@ -93,7 +117,8 @@ static void usage(const char *prog)
 {
     fprintf(stderr,
             "usage: %s --port N [--host 127.0.0.1] --conns C --requests R\n"
-            "          [--size 64] [--server-pid PID] [--timeout-sec 60]\n",
+            "          [--size 64] [--server-pid PID] [--timeout-sec 60] [--pause-file PATH]\n"
+            "          [--close fin|reset]\n",
             prog);
     exit(2);
 }
@@ -180,6 +205,11 @@ static void progress(uint32_t i)
 
     for (;;) {
         bool moved = false;
+
+        /* Held after its first round trip until the pause is over; the
+         * pause's end calls progress() again (no event would). */
+        if (pause_pending && c->req == 1)
+            return;
 
         if (c->sent < size) {
             size_t len = size - c->sent;
@@ -292,6 +322,31 @@ static int ms_until(int64_t when)
     return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
+/* Creates the pause file and waits, polling, until someone deletes it or
+ * the deadline passes. */
+static void wait_for_pause_file_removal(int64_t deadline)
+{
+    FILE *f = fopen(opt_pause_file, "w");
+    if (!f || fclose(f) != 0) {
+        fprintf(stderr, "load_client: cannot create %s: %s (not pausing)\n", opt_pause_file,
+                strerror(errno));
+    } else {
+        const struct timespec tick = {0, 10 * 1000 * 1000};
+        while (access(opt_pause_file, F_OK) == 0 && now_ns() < deadline)
+            nanosleep(&tick, NULL);
+    }
+}
+
+static void pause_until_resumed(int64_t deadline)
+{
+    int64_t t0 = now_ns();
+    paused_after = completed;
+    wait_for_pause_file_removal(deadline);
+    pause_pending = false;
+    pause_end_ns = now_ns();
+    paused_ns = pause_end_ns - t0;
+}
+
 static void fail_unfinished_on_timeout(void)
 {
     for (long i = 0; i < opt_conns; i++) {
@@ -330,11 +385,16 @@ int main(int argc, char **argv)
             opt_server_pid = parse_long(argv[0], v, 1, INT_MAX);
         else if (strcmp(a, "--timeout-sec") == 0)
             opt_timeout_sec = parse_long(argv[0], v, 1, 1000L * 1000 * 1000);
+        else if (strcmp(a, "--pause-file") == 0)
+            opt_pause_file = v;
+        else if (strcmp(a, "--close") == 0 && (strcmp(v, "fin") == 0 || strcmp(v, "reset") == 0))
+            opt_close_reset = strcmp(v, "reset") == 0;
         else
             usage(argv[0]);
     }
     if (opt_port < 0 || opt_conns < 0 || opt_requests < 0)
         usage(argv[0]);
+    pause_pending = opt_pause_file != NULL;
 
     signal(SIGPIPE, SIG_IGN); /* belt and braces: we also send with MSG_NOSIGNAL */
 
@@ -452,6 +512,13 @@ int main(int argc, char **argv)
     }
 
     while (!timed_out && running > 0) {
+        if (pause_pending && first_rt_or_failed == opt_conns) {
+            pause_until_resumed(deadline);
+            for (long i = 0; i < opt_conns; i++)
+                if (conns[i].state == CONN_RUNNING)
+                    progress((uint32_t)i);
+            continue;
+        }
         /* Only once every connection has finished a round trip has the
          * server certainly created one thread per connection. */
         if (!sampling && opt_server_pid > 0 && first_rt_or_failed == opt_conns) {
@@ -487,19 +554,39 @@ int main(int argc, char **argv)
     if (opt_server_pid > 0 && !have_failure && !timed_out)
         sample_threads();
 
+    /* With --requests 1 every connection is done before the loop could
+     * pause; the pause still holds them open. */
+    if (pause_pending && !timed_out)
+        pause_until_resumed(deadline);
+    if (opt_pause_file && !timed_out)
+        wait_for_pause_file_removal(deadline);
+
     if (timed_out)
         fail_unfinished_on_timeout();
 
-    for (long i = 0; i < opt_conns; i++)
-        if (conns[i].fd >= 0)
-            close(conns[i].fd);
+    for (long i = 0; i < opt_conns; i++) {
+        if (conns[i].fd < 0)
+            continue;
+        if (opt_close_reset) {
+            const struct linger reset = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(conns[i].fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        }
+        close(conns[i].fd);
+    }
 
-    double seconds = (double)(t_last_ns - t_start_ns) / 1e9;
+    int64_t busy_ns = t_last_ns - t_start_ns;
+    if (paused_ns > 0 && t_last_ns >= pause_end_ns)
+        busy_ns -= paused_ns;
+    double seconds = (double)busy_ns / 1e9;
     double rps = seconds > 0 ? (double)completed / seconds : 0.0;
     printf("conns=%ld requests=%lld seconds=%.3f rps=%.0f errors=%ld mismatches=%ld "
-           "server_threads_max=%ld\n",
+           "server_threads_max=%ld",
            opt_conns, completed, seconds, rps, errors, mismatches,
            opt_server_pid > 0 ? threads_max : -1L);
+    if (opt_pause_file)
+        printf(" paused_after=%lld resumed_seconds=%.6f", paused_after,
+               t_last_ns > pause_end_ns && pause_end_ns > 0 ? (double)(t_last_ns - pause_end_ns) / 1e9 : 0.0);
+    printf("\n");
     fflush(stdout);
 
     long long expected = (long long)opt_conns * opt_requests;
