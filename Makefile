@@ -22,7 +22,7 @@ CXXFLAGS ?= -O2 -g
 CFLAGS ?= -O2 -g
 LIB_CXXFLAGS := -std=c++20 $(LIB_WARN) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
                 -fno-exceptions -fno-rtti -D_GNU_SOURCE $(CXXFLAGS)
-LIB_LDLIBS := -lev -ldl -lpthread
+LIB_LDLIBS := -lev -lcares -ldl -lpthread
 
 RUNTIME_SRC := $(wildcard runtime/*.cpp)
 RUNTIME_ASM := runtime/context_x86_64.S
@@ -57,9 +57,11 @@ $(BUILD)/%.o: %.S
 	$(call say,AS,$<)
 	$(Q)$(CC) -c $< -o $@
 
+# The soname is the name glibc's NSS dlopen()s for the "greenld" hosts
+# source (preload/dns_module.cpp): already loaded, the library is found by it.
 $(BUILD)/libgreenld.so: $(RUNTIME_OBJ) $(PRELOAD_OBJ)
 	$(call say,LINK,$@)
-	$(Q)$(CXX) -shared -o $@ $^ -Wl,-z,now -Wl,-soname,libgreenld.so $(LIB_LDLIBS)
+	$(Q)$(CXX) -shared -o $@ $^ -Wl,-z,now -Wl,-soname,libnss_greenld.so.2 $(LIB_LDLIBS)
 
 # Unit tests link the runtime directly (no interposition) and drive it
 # through its own API.
