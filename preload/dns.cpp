@@ -16,12 +16,14 @@
 // the whole lookup: a fiber parked inside would block every other fiber of
 // its hub on it. A fiber's call therefore goes through the _r variant with
 // its own result storage, kept per thread (pthread keys are per fiber).
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -77,7 +79,8 @@ bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' |
 // Finds the last "hosts:" line (glibc keeps the last one) and writes its
 // service list, with each "dns" replaced by "greenld", into `out`.
 HostsSources classify_hosts_line(char* text, char* out, size_t out_size) {
-    const char* services = "files dns";  // glibc's default for hosts
+    // glibc 2.36's default when no hosts line is given (tested).
+    const char* services = "files dns";
     for (char* line = text; line && *line;) {
         char* eol = strchr(line, '\n');
         if (eol) *eol = '\0';
@@ -244,7 +247,25 @@ GREENLD_EXPORT int getaddrinfo(const char* node, const char* service, const stru
 
 GREENLD_EXPORT int getnameinfo(const struct sockaddr* addr, socklen_t addrlen, char* host, socklen_t hostlen,
                                char* serv, socklen_t servlen, int flags) {
-    return run_lookup([&] { return next_getnameinfo(addr, addrlen, host, hostlen, serv, servlen, flags); });
+    auto call = [&] { return next_getnameinfo(addr, addrlen, host, hostlen, serv, servlen, flags); };
+    // With NI_NOFQDN, glibc's first getnameinfo looks the host's own name
+    // up holding a lock of its own (nrl_domainname): a fiber parked there
+    // would block every fiber of its hub that reaches that lock. Until one
+    // such call has finished, they run on the pool, where waiting on the
+    // lock blocks only a pool thread. glibc gets there once a name was
+    // found for the address (a host that is not an address literal).
+    static std::atomic<bool> domain_known{false};
+    if ((flags & NI_NOFQDN) && !(flags & NI_NUMERICHOST) && !domain_known.load(std::memory_order_acquire) &&
+        Hub::current_fiber() && config::patched(config::kPatchDns) &&
+        config::resolver_mode() != config::ResolverMode::block) {
+        int rc = offload(JobKind::io, call);
+        unsigned char ignored[sizeof(in6_addr)];
+        if (rc == 0 && host && hostlen && inet_pton(AF_INET, host, ignored) != 1 &&
+            inet_pton(AF_INET6, host, ignored) != 1)
+            domain_known.store(true, std::memory_order_release);
+        return rc;
+    }
+    return run_lookup(call);
 }
 
 GREENLD_EXPORT int gethostbyname_r(const char* name, struct hostent* ret, char* buf, size_t buflen,

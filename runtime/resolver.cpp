@@ -3,6 +3,7 @@
 #include <ares.h>
 #include <arpa/nameser.h>
 #include <ev.h>
+#include <resolv.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,7 +24,6 @@ namespace greenld::resolver {
 namespace {
 
 constexpr const char* kResolvConf = "/etc/resolv.conf";
-constexpr uint64_t kRecheckNs = 1000000000;  // resolv.conf is looked at at most once a second
 
 struct Channel;
 
@@ -53,13 +53,15 @@ struct Channel {
     Hub* hub = nullptr;
     ev_timer timer;
     SocketWatch* watches = nullptr;
-    int pending = 0;        // questions sent and not answered yet
-    bool retired = false;   // resolv.conf changed: ends when pending reaches 0
+    // Fibers inside ask() on this channel. Fibers of one hub run one at a
+    // time, so exactly one of them sees the count drop to 0 (c-ares
+    // callbacks may finish several batches in one loop iteration).
+    int users = 0;
+    bool retired = false;   // resolv.conf changed: ends when users reaches 0
     struct ares_options saved = {};
     int saved_mask = 0;
     DnsSearchConfig config;
     FileStamp stamp;
-    uint64_t checked_ns = 0;
     Channel* next_registered = nullptr;
 };
 
@@ -154,8 +156,15 @@ ares_ssize_t raw_recvfrom(ares_socket_t fd, void* buf, size_t len, int flags, st
     if (r > 0) note_reply(static_cast<Channel*>(channel), static_cast<const unsigned char*>(buf), size_t(r));
     return set_errno(r);
 }
+// A UDP socket reports the ICMP "port unreachable" of an earlier datagram
+// to whichever call comes next. Taken by the send of a second question, it
+// would make c-ares give up on that question's server only, while the first
+// question waits there for its whole timeout (glibc moves on at once). The
+// send is made again: the error then arrives, on a read, for both.
 ares_ssize_t raw_sendv(ares_socket_t fd, const struct iovec* iov, int n, void*) {
-    return set_errno(native::sys(SYS_writev, fd, long(iov), n));
+    long r = native::sys(SYS_writev, fd, long(iov), n);
+    if (r == -ECONNREFUSED) r = native::sys(SYS_writev, fd, long(iov), n);
+    return set_errno(r);
 }
 const struct ares_socket_functions kRawSockets = {raw_socket, raw_close, raw_connect, raw_recvfrom, raw_sendv};
 
@@ -306,6 +315,11 @@ void destroy(Channel* ch) {
     }
     ares_destroy(ch->ares);  // closes its sockets; on_socket_state frees the watches
     ev_timer_stop(ch->hub->loop(), &ch->timer);
+    while (SocketWatch* w = ch->watches) {  // none are left, unless c-ares skipped a callback
+        ev_io_stop(ch->hub->loop(), &w->io);
+        ch->watches = w->next;
+        delete w;
+    }
     ares_destroy_options(&ch->saved);
     delete ch;
 }
@@ -327,7 +341,6 @@ Channel* make_channel() {
     auto* ch = new Channel;
     ch->hub = Hub::current();
     ch->stamp = stamp_of(kResolvConf);
-    ch->checked_ns = native::monotonic_ns();
     TransportOptions transport;
     scan_resolv_conf(&ch->config, &transport);
     struct ares_options opts = {};
@@ -348,6 +361,19 @@ Channel* make_channel() {
         return nullptr;
     }
     ares_set_socket_functions(ch->ares, &kRawSockets, ch);
+    // glibc uses the first MAXNS (3) nameservers of resolv.conf; c-ares all.
+    struct ares_addr_port_node* servers = nullptr;
+    if (ares_get_servers_ports(ch->ares, &servers) == ARES_SUCCESS && servers) {
+        struct ares_addr_port_node* last = servers;
+        for (int i = 1; i < MAXNS && last->next; ++i) last = last->next;
+        if (last->next) {
+            struct ares_addr_port_node* rest = last->next;
+            last->next = nullptr;
+            ares_set_servers_ports(ch->ares, servers);
+            last->next = rest;
+        }
+        ares_free_data(servers);
+    }
     // glibc caps ndots at RES_MAXNDOTS.
     ch->config.ndots = ch->saved.ndots < 15 ? ch->saved.ndots : 15;
     ch->config.ndomains = ch->saved.ndomains;
@@ -360,18 +386,14 @@ Channel* make_channel() {
     return ch;
 }
 
+// glibc looks at resolv.conf's identity on every lookup (one stat); so do
+// we, and a changed file gets a fresh channel.
 Channel* current_channel() {
     Channel* ch = t_channel;
-    if (ch) {
-        uint64_t now = native::monotonic_ns();
-        if (now - ch->checked_ns >= kRecheckNs) {
-            ch->checked_ns = now;
-            if (!(stamp_of(kResolvConf) == ch->stamp)) {
-                ch->retired = true;
-                if (ch->pending == 0) destroy(ch);
-                t_channel = ch = nullptr;
-            }
-        }
+    if (ch && !(stamp_of(kResolvConf) == ch->stamp)) {
+        ch->retired = true;
+        if (ch->users == 0) destroy(ch);
+        t_channel = ch = nullptr;
     }
     if (!ch) t_channel = ch = make_channel();
     return ch;
@@ -393,7 +415,6 @@ void on_answer(void* arg, int status, int, unsigned char* reply, int reply_len) 
         }
     }
     Batch* batch = sent->batch;
-    --batch->channel->pending;
     // Called from the hub's loop, or from inside ares_query before the
     // fiber parked (then the count alone tells it not to park).
     if (--batch->remaining == 0) Hub::unpark(batch->waiter);
@@ -430,7 +451,7 @@ bool ask(DnsQuestion* questions, int n) {
     if (!ch) return false;
     Batch batch{Hub::current_fiber(), ch, n};
     Sent sent[kMaxQuestions];
-    ch->pending += n;
+    ++ch->users;
     for (int i = 0; i < n; ++i) {
         sent[i] = Sent{&batch, &questions[i], ch->in_flight};
         ch->in_flight = &sent[i];
@@ -444,7 +465,7 @@ bool ask(DnsQuestion* questions, int n) {
     rearm_timer(ch);
     // glibc's resolver restarts its poll after a signal; so does this wait.
     while (batch.remaining > 0) Hub::current()->park();
-    if (ch->retired && ch->pending == 0) destroy(ch);
+    if (--ch->users == 0 && ch->retired) destroy(ch);
     return true;
 }
 

@@ -9,9 +9,9 @@
 // of these questions.
 //
 // The channel reads /etc/resolv.conf (servers, timeout, attempts, rotate,
-// ndots, search/domain, LOCALDOMAIN and RES_OPTIONS) when it is created; the
-// file's identity is checked again at most once a second and a changed file
-// gets a fresh channel (the old one ends when its last question does).
+// ndots, search/domain, LOCALDOMAIN and RES_OPTIONS) when it is created; as
+// glibc does, the file's identity is checked on every lookup and a changed
+// file gets a fresh channel (the old one ends when its last question does).
 // c-ares's sockets are made with raw system calls, never through the
 // program-facing wrappers.
 #pragma once
