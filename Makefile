@@ -59,9 +59,11 @@ $(BUILD)/%.o: %.S
 
 # The soname is the name glibc's NSS dlopen()s for the "greenld" hosts
 # source (preload/dns_module.cpp): already loaded, the library is found by it.
+# A program linked with -lgreenld needs that name: a symlink next to the library.
 $(BUILD)/libgreenld.so: $(RUNTIME_OBJ) $(PRELOAD_OBJ)
 	$(call say,LINK,$@)
 	$(Q)$(CXX) -shared -o $@ $^ -Wl,-z,now -Wl,-soname,libnss_greenld.so.2 $(LIB_LDLIBS)
+	$(Q)ln -sf libgreenld.so $(BUILD)/libnss_greenld.so.2
 
 # Unit tests link the runtime directly (no interposition) and drive it
 # through its own API.
@@ -109,6 +111,7 @@ demo: deps
 install: $(BUILD)/libgreenld.so
 	install -d $(DESTDIR)$(PREFIX)/lib/greenld $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include
 	install -m 0644 $(BUILD)/libgreenld.so $(DESTDIR)$(PREFIX)/lib/greenld/libgreenld.so
+	ln -sf libgreenld.so $(DESTDIR)$(PREFIX)/lib/greenld/libnss_greenld.so.2
 	echo $(VERSION) > $(DESTDIR)$(PREFIX)/lib/greenld/VERSION
 	install -m 0755 scripts/greenld $(DESTDIR)$(PREFIX)/bin/greenld
 	install -m 0644 preload/greenld.h $(DESTDIR)$(PREFIX)/include/greenld.h
@@ -118,7 +121,8 @@ install: $(BUILD)/libgreenld.so
 	install -m 0644 man/greenld.7 $(DESTDIR)$(MANDIR)/man7/greenld.7
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/greenld/libgreenld.so $(DESTDIR)$(PREFIX)/lib/greenld/VERSION \
+	rm -f $(DESTDIR)$(PREFIX)/lib/greenld/libgreenld.so $(DESTDIR)$(PREFIX)/lib/greenld/libnss_greenld.so.2 \
+	      $(DESTDIR)$(PREFIX)/lib/greenld/VERSION \
 	      $(DESTDIR)$(PREFIX)/bin/greenld $(DESTDIR)$(PREFIX)/include/greenld.h \
 	      $(DESTDIR)$(MANDIR)/man1/greenld.1 $(DESTDIR)$(MANDIR)/man3/greenld.3 $(DESTDIR)$(MANDIR)/man7/greenld.7
 	-rmdir $(DESTDIR)$(PREFIX)/lib/greenld
