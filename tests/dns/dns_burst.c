@@ -6,7 +6,12 @@
 // must also be in flight at once, or T grows by 200 ms per lookup a hub
 // serialises.
 //
-// Usage: dns_burst [N]   (default 200)
+// With "nofqdn": each thread calls getnameinfo(10.0.0.1, NI_NOFQDN)
+// instead, whose first call makes glibc look the host's own name up (late
+// answer) while it holds a lock; every thread must get the same name
+// (printed as "host=NAME").
+//
+// Usage: dns_burst [N] [nofqdn]   (default 200)
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -19,6 +24,23 @@
 
 static int wrong;
 static pthread_mutex_t wrong_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static char first_host[NI_MAXHOST];
+
+static void* reverse_lookup(void* arg) {
+    (void)arg;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(80)};
+    inet_pton(AF_INET, "10.0.0.1", &sin.sin_addr);
+    char host[NI_MAXHOST];
+    int rc = getnameinfo((struct sockaddr*)&sin, sizeof sin, host, sizeof host, NULL, 0, NI_NOFQDN);
+    pthread_mutex_lock(&wrong_lock);
+    if (!first_host[0] && rc == 0) snprintf(first_host, sizeof first_host, "%s", host);
+    if (rc != 0 || strcmp(host, first_host) != 0) {
+        if (wrong++ < 5) fprintf(stderr, "dns_burst: getnameinfo: rc=%d host=%s\n", rc, rc ? "" : host);
+    }
+    pthread_mutex_unlock(&wrong_lock);
+    return NULL;
+}
 
 static void* lookup(void* arg) {
     int i = (int)(long)arg;
@@ -57,15 +79,18 @@ static double now_ms(void) {
 
 int main(int argc, char** argv) {
     int n = argc > 1 ? atoi(argv[1]) : 200;
+    int nofqdn = argc > 2 && strcmp(argv[2], "nofqdn") == 0;
     pthread_t* th = calloc((size_t)n, sizeof *th);
     double start = now_ms();
     for (int i = 0; i < n; ++i)
-        if (pthread_create(&th[i], NULL, lookup, (void*)(long)i) != 0) {
+        if (pthread_create(&th[i], NULL, nofqdn ? reverse_lookup : lookup, (void*)(long)i) != 0) {
             fprintf(stderr, "dns_burst: pthread_create failed\n");
             return 1;
         }
     for (int i = 0; i < n; ++i) pthread_join(th[i], NULL);
     double elapsed = now_ms() - start;
-    printf("%d lookups, %d wrong, %.0f ms\n", n, wrong, elapsed);
+    printf("%d lookups, %d wrong, %.0f ms", n, wrong, elapsed);
+    if (nofqdn) printf(" host=%s", first_host);
+    printf("\n");
     return wrong != 0;
 }

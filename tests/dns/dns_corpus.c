@@ -6,7 +6,10 @@
 // (fibers under greenld) so several are in flight at once; the lines are
 // printed in corpus order.
 //
-// Usage: dns_corpus [--count]   (--count: print the number of lookups only)
+// Usage: dns_corpus [--count] [--timeouts]
+//   --count: print the number of lookups only
+//   --timeouts: also names no server answers (each lookup waits for the
+//   resolv.conf timeout; use with a short one)
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -210,18 +213,19 @@ static void* worker(void* arg) {
     }
 }
 
-static void build_corpus(void) {
+static void build_corpus(int with_timeouts) {
     static const char* names[] = {
         "dual.test", "v4.test", "v6.test", "multi.py.test", "mixed.test", "www.test", "chain.test", "x.wild.test",
         "dual", "v4", "www", "Dual.Test", "dual.test.", "v4.test.", "ptr-only.test", "hostsname.local",
         "hostsalias", "multi-hosts.local", "mh", "mh6", "localhost", "nosuch.test", "nosuch", "nosuch.test.",
         "slow.py.test", "v4slow.py.test", "refused.py.test", "servfail.py.test", "10.0.0.1", "fd00::1", "127.1",
-        "bad_name!.test", "", "a..b.test",
+        "bad_name!.test", "", "a..b.test", "multi", "slow", "refused", "servfail", "x.y.nosuch", "big.py.test",
+        "drop.py.test", "drop",  // last: only with --timeouts
     };
     static const int families[] = {AF_UNSPEC, AF_INET, AF_INET6};
     static const int flagsets[] = {0, AI_CANONNAME, AI_ADDRCONFIG, AI_V4MAPPED, AI_V4MAPPED | AI_ALL,
                                    AI_NUMERICHOST, AI_CANONNAME | AI_ADDRCONFIG | AI_V4MAPPED};
-    const int n_names = (int)(sizeof names / sizeof *names);
+    const int n_names = (int)(sizeof names / sizeof *names) - (with_timeouts ? 0 : 2);
     for (int i = 0; i < n_names; ++i)
         for (unsigned f = 0; f < 3; ++f)
             for (unsigned g = 0; g < sizeof flagsets / sizeof *flagsets; ++g)
@@ -263,8 +267,17 @@ static void build_corpus(void) {
 }
 
 int main(int argc, char** argv) {
-    build_corpus();
-    if (argc > 1 && strcmp(argv[1], "--count") == 0) {
+    int count_only = 0, with_timeouts = 0;
+    for (int i = 1; i < argc; ++i) {
+        if (strcmp(argv[i], "--count") == 0) count_only = 1;
+        else if (strcmp(argv[i], "--timeouts") == 0) with_timeouts = 1;
+        else {
+            fprintf(stderr, "dns_corpus: unknown argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    build_corpus(with_timeouts);
+    if (count_only) {
         printf("%d\n", n_entries);
         return 0;
     }
