@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The DNS checks, run by tests/integration/dns.sh inside dns_env.sh (a
 # private namespace with dnsmasq on 127.0.0.1 and 127.0.0.3, slow_server.py
-# on 127.0.0.2, nothing on 127.0.0.9; /etc/resolv.conf and nsswitch.conf are
-# private files this script rewrites). Prints ok/not ok lines and
+# on 127.0.0.2, nothing on 127.0.0.9-11; /etc/resolv.conf, nsswitch.conf and
+# gai.conf are private files this script rewrites). Prints ok/not ok lines and
 # "N passed, N failed".
 # Usage: checks.sh LIBGREENLD BINDIR
 set -u
@@ -84,6 +84,12 @@ corpus "no-tld-query" "" -
 
 configure 'nameserver 127.0.0.1\nsearch py.test\noptions edns0\nsortlist 10.0.1.3/255.255.255.255\n' "files dns"
 corpus "sortlist and edns0 (glibc's resolver on the pool)" "" -
+
+# gai.conf: IPv4 (mapped) addresses first, then the default order again.
+configure "$base_resolv" "files dns"
+echo 'precedence ::ffff:0:0/96 100' >/etc/gai.conf
+corpus "gai.conf: IPv4 first" "" -
+: >/etc/gai.conf
 
 configure "$base_resolv" "dns files"
 corpus "hosts: dns files" "" -

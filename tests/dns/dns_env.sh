@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command in a private network, mount and UTS namespace with real DNS:
 #   - lo up, nothing else: no lookup leaves the machine;
-#   - /etc/resolv.conf, /etc/hosts and /etc/nsswitch.conf replaced (bind
+#   - /etc/resolv.conf, /etc/hosts, /etc/nsswitch.conf, /etc/gai.conf replaced (bind
 #     mounts, private to the namespace) by the files below;
 #   - dnsmasq on 127.0.0.1:53 serving the zone test. (dual-stack, A-only,
 #     AAAA-only, CNAME chains, wildcard, PTR; NXDOMAIN for the rest)
@@ -72,7 +72,8 @@ networks:       files
 protocols:      files
 services:       files
 EOF
-for f in resolv.conf hosts nsswitch.conf; do
+: >"$work/gai.conf"  # glibc's default address order
+for f in resolv.conf hosts nsswitch.conf gai.conf; do
     mount --bind "$work/$f" "/etc/$f" || fail_setup "cannot bind-mount /etc/$f"
 done
 
