@@ -19,6 +19,7 @@
 #include "diag.h"
 #include "hub.h"
 #include "native.h"
+#include "signals.h"
 
 namespace greenld::resolver {
 namespace {
@@ -463,8 +464,11 @@ bool ask(DnsQuestion* questions, int n) {
         ares_query(ch->ares, questions[i].name, ns_c_in, questions[i].type, on_answer, &sent[i]);
     }
     rearm_timer(ch);
-    // glibc's resolver restarts its poll after a signal; so does this wait.
-    while (batch.remaining > 0) Hub::current()->park();
+    // glibc's resolver restarts its poll after a signal; so does this wait,
+    // once the handlers have run: until they have, the fiber's park returns
+    // at once (and would spin without ever letting the hub poll).
+    while (batch.remaining > 0)
+        if (Hub::current()->park() == WakeReason::interrupted) signals::deliver_pending(Hub::current_fiber());
     if (--ch->users == 0 && ch->retired) destroy(ch);
     return true;
 }
