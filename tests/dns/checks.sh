@@ -118,6 +118,28 @@ for envs in "" "GREENLD_HUBS=1 GREENLD_POOL_SIZE=1"; do
     fi
 done
 
+# The same with a SIGALRM handler (no SA_RESTART) firing every 1 ms: no
+# lookup may fail with EINTR or give up early.
+for envs in "" "GREENLD_HUBS=1"; do
+    res=$(env $envs LD_PRELOAD="$LIB" timeout 60 "$BIN/dns_burst" 200 signals 2>&1)
+    if [[ $res == *"200 lookups, 0 wrong, "* ]]; then
+        ok "200 concurrent lookups under greenld${envs:+ ($envs)} with SIGALRM every 1 ms: ${res//$'\n'/; }"
+    else
+        not_ok "200 concurrent lookups under greenld${envs:+ ($envs)} with SIGALRM every 1 ms: $res"
+    fi
+done
+
+# pthread_kill(SIGUSR1) to 20 threads parked in their lookups: each
+# handler runs, each lookup goes on and succeeds.
+for envs in "" "GREENLD_HUBS=1"; do
+    res=$(env $envs LD_PRELOAD="$LIB" timeout 30 "$BIN/dns_burst" 20 kill 2>&1)
+    if [[ $res == "20 lookups, 0 wrong, "* ]]; then
+        ok "SIGUSR1 to 20 fibers waiting for DNS${envs:+ ($envs)}: handlers ran, $res"
+    else
+        not_ok "SIGUSR1 to 20 fibers waiting for DNS${envs:+ ($envs)}: '$res' (rc $?)"
+    fi
+done
+
 # getnameinfo(NI_NOFQDN) from 20 threads at once on one hub: glibc's first
 # call holds a lock while it looks the host's name up (200 ms late).
 native=$(timeout 60 "$BIN/dns_burst" 20 nofqdn 2>&1)

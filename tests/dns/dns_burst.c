@@ -11,7 +11,15 @@
 // answer) while it holds a lock; every thread must get the same name
 // (printed as "host=NAME").
 //
-// Usage: dns_burst [N] [nofqdn]   (default 200)
+// With "signals": a SIGALRM handler installed without SA_RESTART fires
+// every 1 ms during the lookups; none may fail (no EAI_SYSTEM/EINTR, no
+// EAI_AGAIN: glibc restarts its waits).
+//
+// With "kill": 50 ms into the lookups, main sends each thread SIGUSR1 with
+// pthread_kill (handler without SA_RESTART); every handler must run once
+// and every lookup still succeed.
+//
+// Usage: dns_burst [N] [nofqdn|signals|kill]   (default 200)
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -19,13 +27,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 static int wrong;
 static pthread_mutex_t wrong_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static char first_host[NI_MAXHOST];
+static volatile sig_atomic_t alarms;
+static int usr1_count;
+static void on_usr1(int sig) {
+    (void)sig;
+    __atomic_fetch_add(&usr1_count, 1, __ATOMIC_RELAXED);
+}
+static void on_alarm(int sig) {
+    (void)sig;
+    ++alarms;
+}
 
 static void* reverse_lookup(void* arg) {
     (void)arg;
@@ -80,6 +100,18 @@ static double now_ms(void) {
 int main(int argc, char** argv) {
     int n = argc > 1 ? atoi(argv[1]) : 200;
     int nofqdn = argc > 2 && strcmp(argv[2], "nofqdn") == 0;
+    int signals = argc > 2 && strcmp(argv[2], "signals") == 0;
+    int kill_them = argc > 2 && strcmp(argv[2], "kill") == 0;
+    if (kill_them) {
+        struct sigaction sa = {.sa_handler = on_usr1};  // no SA_RESTART
+        sigaction(SIGUSR1, &sa, NULL);
+    }
+    if (signals) {
+        struct sigaction sa = {.sa_handler = on_alarm};  // no SA_RESTART
+        sigaction(SIGALRM, &sa, NULL);
+        struct itimerval every = {{0, 1000}, {0, 1000}};
+        setitimer(ITIMER_REAL, &every, NULL);
+    }
     pthread_t* th = calloc((size_t)n, sizeof *th);
     double start = now_ms();
     for (int i = 0; i < n; ++i)
@@ -87,8 +119,23 @@ int main(int argc, char** argv) {
             fprintf(stderr, "dns_burst: pthread_create failed\n");
             return 1;
         }
+    if (kill_them) {
+        struct timespec pause = {0, 50 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        for (int i = 0; i < n; ++i) pthread_kill(th[i], SIGUSR1);
+    }
     for (int i = 0; i < n; ++i) pthread_join(th[i], NULL);
+    if (kill_them && usr1_count != n) {
+        fprintf(stderr, "dns_burst: %d of %d SIGUSR1 handlers ran\n", usr1_count, n);
+        ++wrong;
+    }
     double elapsed = now_ms() - start;
+    if (signals) {
+        struct itimerval off = {{0, 0}, {0, 0}};
+        setitimer(ITIMER_REAL, &off, NULL);
+        fprintf(stderr, "dns_burst: %d signals during the lookups\n", (int)alarms);
+        if (alarms < 10) ++wrong;
+    }
     printf("%d lookups, %d wrong, %.0f ms", n, wrong, elapsed);
     if (nofqdn) printf(" host=%s", first_host);
     printf("\n");
