@@ -24,7 +24,7 @@ CXXFLAGS ?= -O2 -g
 CFLAGS ?= -O2 -g
 LIB_CXXFLAGS := -std=c++20 $(LIB_WARN) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
                 -fno-exceptions -fno-rtti -D_GNU_SOURCE $(CXXFLAGS)
-LIB_LDLIBS := -lev -ldl -lpthread
+LIB_LDLIBS := -lev -lcares -ldl -lpthread
 
 RUNTIME_SRC := $(wildcard runtime/*.cpp)
 RUNTIME_ASM := runtime/context_x86_64.S
@@ -76,10 +76,14 @@ $(BUILD)/versions.o: $(BUILD)/versions.S
 	$(call say,AS,$<)
 	$(Q)$(CC) -c $< -o $@
 
+# The soname is the name glibc's NSS dlopen()s for the "greenld" hosts
+# source (preload/dns_module.cpp): already loaded, the library is found by it.
+# A program linked with -lgreenld needs that name: a symlink next to the library.
 $(BUILD)/libgreenld.so: $(RUNTIME_OBJ) $(PRELOAD_OBJ) $(BUILD)/versions.o $(BUILD)/versions.map
 	$(call say,LINK,$@)
-	$(Q)$(CXX) -shared -o $@ $(RUNTIME_OBJ) $(PRELOAD_OBJ) $(BUILD)/versions.o -Wl,-z,now -Wl,-soname,libgreenld.so \
+	$(Q)$(CXX) -shared -o $@ $(RUNTIME_OBJ) $(PRELOAD_OBJ) $(BUILD)/versions.o -Wl,-z,now -Wl,-soname,libnss_greenld.so.2 \
 	    -Wl,--version-script=$(BUILD)/versions.map $(LIB_LDLIBS)
+	$(Q)ln -sf libgreenld.so $(BUILD)/libnss_greenld.so.2
 
 # Unit tests link the runtime directly (no interposition) and drive it
 # through its own API.
@@ -150,6 +154,7 @@ demo: deps
 install: $(BUILD)/libgreenld.so
 	install -d $(DESTDIR)$(PREFIX)/lib/greenld $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include
 	install -m 0644 $(BUILD)/libgreenld.so $(DESTDIR)$(PREFIX)/lib/greenld/libgreenld.so
+	ln -sf libgreenld.so $(DESTDIR)$(PREFIX)/lib/greenld/libnss_greenld.so.2
 	echo $(VERSION) > $(DESTDIR)$(PREFIX)/lib/greenld/VERSION
 	install -m 0755 scripts/greenld $(DESTDIR)$(PREFIX)/bin/greenld
 	install -m 0644 preload/greenld.h $(DESTDIR)$(PREFIX)/include/greenld.h
@@ -159,7 +164,8 @@ install: $(BUILD)/libgreenld.so
 	install -m 0644 man/greenld.7 $(DESTDIR)$(MANDIR)/man7/greenld.7
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/greenld/libgreenld.so $(DESTDIR)$(PREFIX)/lib/greenld/VERSION \
+	rm -f $(DESTDIR)$(PREFIX)/lib/greenld/libgreenld.so $(DESTDIR)$(PREFIX)/lib/greenld/libnss_greenld.so.2 \
+	      $(DESTDIR)$(PREFIX)/lib/greenld/VERSION \
 	      $(DESTDIR)$(PREFIX)/bin/greenld $(DESTDIR)$(PREFIX)/include/greenld.h \
 	      $(DESTDIR)$(MANDIR)/man1/greenld.1 $(DESTDIR)$(MANDIR)/man3/greenld.3 $(DESTDIR)$(MANDIR)/man7/greenld.7
 	-rmdir $(DESTDIR)$(PREFIX)/lib/greenld

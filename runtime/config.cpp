@@ -166,4 +166,28 @@ long mapped_stacks() {
     return v;
 }
 
+ResolverMode resolver_mode() {
+    // Read once: every lookup asks, and the warning must appear once.
+    static constinit std::atomic<int> cached{-1};
+    int v = cached.load(std::memory_order_relaxed);
+    if (__builtin_expect(v >= 0, 1)) return ResolverMode(v);
+    ResolverMode mode = ResolverMode::ares;
+    const char* s = getenv("GREENLD_RESOLVER");
+    bool bad = false;
+    if (s) {
+        if (strcmp(s, "ares") == 0)
+            mode = ResolverMode::ares;
+        else if (strcmp(s, "thread") == 0)
+            mode = ResolverMode::thread;
+        else if (strcmp(s, "block") == 0)
+            mode = ResolverMode::block;
+        else
+            bad = true;
+    }
+    int expected = -1;
+    if (cached.compare_exchange_strong(expected, int(mode), std::memory_order_relaxed) && bad)
+        diag::message("GREENLD_RESOLVER='%s' is not one of ares, thread, block; using ares", s);
+    return ResolverMode(cached.load(std::memory_order_relaxed));
+}
+
 }  // namespace greenld::config

@@ -41,6 +41,13 @@ long mapped_stacks();
 constexpr int kDefaultPoolSize = 4, kMaxPoolSize = 256;
 int pool_size();
 
+// GREENLD_RESOLVER: how a fiber's host lookups are answered. ares (the
+// default): glibc's NSS with its dns source on the hub's c-ares channel;
+// thread: the whole glibc call on the blocking-call pool; block: plain
+// glibc in the fiber (blocks its hub). A bad value: one warning, ares.
+enum class ResolverMode { ares, thread, block };
+ResolverMode resolver_mode();
+
 // Parses "123", "64k", "8M", "1g" (powers of 1024). False if malformed.
 bool parse_size(const char* text, size_t* out);
 

@@ -9,6 +9,7 @@
 #include "io.h"
 #include "signals.h"
 #include "pool.h"
+#include "resolver.h"
 #include "stack.h"
 
 namespace greenld {
@@ -22,11 +23,13 @@ void prepare() {
     Runtime::get().lock_for_fork();
     stack_lock_for_fork();
     io_lock_for_fork();
+    resolver::lock_for_fork();
     BlockingPool::get().lock_for_fork();  // a leaf: held with no other lock
 }
 
 void parent() {
     BlockingPool::get().unlock_after_fork(false);
+    resolver::unlock_after_fork(false);
     io_unlock_after_fork(false);
     stack_unlock_after_fork(false);
     Runtime::get().unlock_after_fork();
@@ -35,6 +38,7 @@ void parent() {
 
 void child() {
     BlockingPool::get().unlock_after_fork(true);
+    resolver::unlock_after_fork(true);
     io_unlock_after_fork(true);
     stack_unlock_after_fork(true);
     Runtime::get().unlock_after_fork();

@@ -34,6 +34,13 @@ rc=$?
 echo "# $line"
 check "a server run by the installed launcher serves 200 connections on fibers" \
     '[ $rc -eq 0 ] && [ "$(sed -nE "s/.*server_threads_max=([0-9]+).*/\1/p" <<<"$line")" -le 4 ]'
+# A program linked with -lgreenld (greenld(3)) finds the library by its
+# soname, libnss_greenld.so.2 (the name glibc's NSS knows it by).
+lib=$stage/opt/greenld/lib/greenld
+printf '#include <greenld.h>\nint main(void) { return greenld_is_fiber() == 0 ? 0 : 1; }\n' >"$stage/api.c"
+${CC:-gcc} -I"$stage/opt/greenld/include" -o "$stage/api" "$stage/api.c" -L"$lib" -lgreenld -Wl,-rpath,"$lib" &&
+    "$stage/api"
+check "a program linked with -lgreenld against the installed library runs" '[ $? -eq 0 ]'
 make -s uninstall DESTDIR="$stage" PREFIX=/opt/greenld >/dev/null
 check "uninstall removes what install put" \
     '[ ! -e "$bin" ] && [ ! -e "$stage/opt/greenld/lib/greenld" ] && [ -z "$(find "$stage/opt" -type f)" ]'
