@@ -8,7 +8,7 @@
 //   SIG_DFL and SIG_IGN go to the kernel untouched.
 // - pthread_sigmask/sigprocmask (and sighold/sigrelse) in a fiber change
 //   only that fiber's mask; new threads inherit their creator's.
-// - pthread_kill/raise aimed at a fiber run its handler in that fiber.
+// - pthread_kill/raise/tgkill aimed at a fiber: signal_send.cpp.
 // - sigwait, sigwaitinfo, sigtimedwait, sigsuspend, pause park only the
 //   calling fiber; sigpending reports the fiber's view.
 // Outside a fiber every call is glibc's (only the disposition is recorded),
@@ -48,8 +48,6 @@ next::Symbol<decltype(::pause)> next_pause{"pause"};
 next::Symbol<decltype(::sigwait)> next_sigwait{"sigwait"};
 next::Symbol<decltype(::sigwaitinfo)> next_sigwaitinfo{"sigwaitinfo"};
 next::Symbol<decltype(::sigtimedwait)> next_sigtimedwait{"sigtimedwait"};
-next::Symbol<decltype(::raise)> next_raise{"raise"};
-next::Symbol<decltype(::pthread_kill)> next_pthread_kill{"pthread_kill"};
 
 // GREENLD_PATCH without "signal" (or without "thread": no fibers): glibc.
 // So too in a vfork child, whose dispositions and mask are its own but
@@ -349,26 +347,4 @@ GREENLD_EXPORT int sigtimedwait(const sigset_t* set, siginfo_t* info, const time
         d = Deadline::after_ns(int64_t(timeout->tv_sec) * 1000000000 + timeout->tv_nsec);
     }
     return wait_result(signals::wait_for(mask_of(set), info, d), info);
-}
-
-// ---------------------------------------------------------------- sending
-
-GREENLD_EXPORT int pthread_kill(pthread_t t, int sig) {
-    Fiber* f = Fiber::from_handle(reinterpret_cast<void*>(t));
-    if (!f) return next_pthread_kill(t, sig);
-    if (sig < 0 || sig >= NSIG) return EINVAL;
-    if (f->exited.load(std::memory_order_acquire) || f->state.load() == FiberState::dead) return ESRCH;
-    if (sig == 0) return 0;
-    if (!patched()) return next_pthread_kill(f->hub->native_handle(), sig);
-    return signals::send_to_fiber(f, sig);
-}
-
-GREENLD_EXPORT int raise(int sig) {
-    Fiber* f = fiber();
-    if (!f) return next_raise(sig);
-    if (int rc = pthread_kill(reinterpret_cast<pthread_t>(f), sig)) {
-        errno = rc;
-        return -1;
-    }
-    return 0;
 }

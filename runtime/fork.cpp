@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "fiber_ids.h"
 #include "futex.h"
 #include "hub.h"
 #include "io.h"
@@ -20,6 +21,7 @@ namespace {
 void prepare() {
     futex_lock_for_fork();
     Runtime::get().lock_for_fork();
+    fiber_ids::lock_for_fork();
     stack_lock_for_fork();
     io_lock_for_fork();
     BlockingPool::get().lock_for_fork();  // a leaf: held with no other lock
@@ -29,6 +31,7 @@ void parent() {
     BlockingPool::get().unlock_after_fork(false);
     io_unlock_after_fork(false);
     stack_unlock_after_fork();
+    fiber_ids::unlock_after_fork(false);
     Runtime::get().unlock_after_fork();
     futex_unlock_after_fork(false);
 }
@@ -37,6 +40,7 @@ void child() {
     BlockingPool::get().unlock_after_fork(true);
     io_unlock_after_fork(true);
     stack_unlock_after_fork();
+    fiber_ids::unlock_after_fork(true);
     Runtime::get().unlock_after_fork();
     futex_unlock_after_fork(true);
     signals::reset_in_child(Hub::current_fiber());

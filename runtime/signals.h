@@ -138,8 +138,13 @@ int wait_for(Mask set, siginfo_t* info, Deadline deadline);
 // sigpending: the fiber's pending signals and the process's, as blocked by it.
 Mask pending_for(Fiber* f);
 
-// pthread_kill of a fiber: 0, or an errno value.
-int send_to_fiber(Fiber* f, int sig);
+// pthread_kill (or pthread_sigqueue, with its `info`) of a live fiber: 0,
+// or an errno value. Null info: as tgkill() would fill it (SI_TKILL).
+int send_to_fiber(Fiber* f, int sig, const siginfo_t* info = nullptr);
+// tgkill/tkill/rt_tgsigqueueinfo naming a fiber by the id gettid() gave it:
+// 0, ESRCH if no live fiber has that id, or an errno value. sig 0 only
+// checks that the fiber exists.
+int send_to_id(uint32_t id, int sig, const siginfo_t* info = nullptr);
 
 // ---- hooks of the hub (hub.cpp) and fork (fork.cpp) ----
 
