@@ -9,8 +9,8 @@
 // - pthread_sigmask/sigprocmask (and sighold/sigrelse) in a fiber change
 //   only that fiber's mask; new threads inherit their creator's.
 // - pthread_kill/raise/tgkill aimed at a fiber: signal_send.cpp.
-// - sigwait, sigwaitinfo, sigtimedwait, sigsuspend, pause park only the
-//   calling fiber; sigpending reports the fiber's view.
+// - sigwait, sigwaitinfo, sigtimedwait, sigsuspend, pause, sigpause park
+//   only the calling fiber; sigpending reports the fiber's view.
 // Outside a fiber every call is glibc's (only the disposition is recorded),
 // so the native main thread behaves exactly as without the shim.
 #include <pthread.h>
@@ -45,6 +45,9 @@ next::Symbol<int(int)> next_sigrelse{"sigrelse"};
 next::Symbol<decltype(::sigpending)> next_sigpending{"sigpending"};
 next::Symbol<decltype(::sigsuspend)> next_sigsuspend{"sigsuspend"};
 next::Symbol<decltype(::pause)> next_pause{"pause"};
+next::Symbol<int(int, int)> next___sigpause{"__sigpause"};
+next::Symbol<int(int)> next_sigpause{"sigpause"};
+next::Symbol<int(int)> next___xpg_sigpause{"__xpg_sigpause"};
 next::Symbol<decltype(::sigwait)> next_sigwait{"sigwait"};
 next::Symbol<decltype(::sigwaitinfo)> next_sigwaitinfo{"sigwaitinfo"};
 next::Symbol<decltype(::sigtimedwait)> next_sigtimedwait{"sigtimedwait"};
@@ -317,6 +320,48 @@ GREENLD_EXPORT int pause() {
     signals::suspend(f->sig.blocked);
     errno = EINTR;
     return -1;
+}
+
+// sigpause, as glibc's do_sigpause: X/Open (is_sig) suspends with the
+// caller's mask minus `sig`; BSD with the mask given as an int (signals
+// 1..32). glibc calls its internal sigsuspend, so each is wrapped.
+static int sigpause_fiber(Fiber* f, int sig_or_mask, bool is_sig) {
+    Mask m;
+    if (is_sig) {
+        if (sig_or_mask < 1 || sig_or_mask >= NSIG) {
+            errno = EINVAL;
+            return -1;
+        }
+        m = f->sig.blocked & ~signals::bit(sig_or_mask);
+    } else {
+        m = Mask(unsigned(sig_or_mask));
+    }
+    signals::suspend(m);
+    errno = EINTR;
+    return -1;
+}
+
+extern "C" int __sigpause(int sig_or_mask, int is_sig);
+GREENLD_EXPORT int __sigpause(int sig_or_mask, int is_sig) {
+    Fiber* f = fiber();
+    if (!f) return next___sigpause(sig_or_mask, is_sig);
+    return sigpause_fiber(f, sig_or_mask, is_sig != 0);
+}
+
+// <signal.h> renames sigpause to __xpg_sigpause under _GNU_SOURCE: the BSD
+// symbol is defined under its own name.
+extern "C" int greenld_bsd_sigpause(int mask) __asm__("sigpause");
+GREENLD_EXPORT int greenld_bsd_sigpause(int mask) {
+    Fiber* f = fiber();
+    if (!f) return next_sigpause(mask);
+    return sigpause_fiber(f, mask, false);
+}
+
+extern "C" int __xpg_sigpause(int sig);
+GREENLD_EXPORT int __xpg_sigpause(int sig) {
+    Fiber* f = fiber();
+    if (!f) return next___xpg_sigpause(sig);
+    return sigpause_fiber(f, sig, true);
 }
 
 GREENLD_EXPORT int sigwait(const sigset_t* set, int* sig) {

@@ -703,6 +703,52 @@ int send_to_id(uint32_t id, int sig, const siginfo_t* info) {
     return deliver_to(hub, id, sig, info ? *info : synthesized_info(sig, SI_TKILL));
 }
 
+// ---------------------------------------------------------------- exec
+
+ChildMask child_mask_begin(bool keep_pending) {
+    ChildMask cm;
+    Fiber* f = Hub::current_fiber();
+    if (!f || !f->sig.listed || !config::patched_if_known(config::kPatchSignal, true)) return cm;
+    // A vfork child runs on its parent's fiber's memory but is its own
+    // thread: its mask is what it set itself, and the fiber is not its.
+    if (in_memory_sharing_child()) return cm;
+    cm.fiber = f;
+    // From here until child_mask_end a signal the fiber accepts still
+    // reaches the trampoline, which queues it (the pc is in our code or
+    // libc's exec, not the program's).
+    set_thread_mask(f->sig.blocked);
+    if (!keep_pending) return cm;
+    const long pid = native::sys(SYS_getpid), tid = native::gettid();
+    for (Mask m = f->sig.pending.load(std::memory_order_relaxed) & f->sig.blocked; m; m &= m - 1) {
+        const int sig = lowest(m);
+        // A thread may queue any info to itself.
+        siginfo_t info = info_of(f, sig);
+        if (native::sys(SYS_rt_tgsigqueueinfo, pid, tid, sig, reinterpret_cast<long>(&info)) < 0) continue;
+        f->sig.pending.fetch_and(~bit(sig), std::memory_order_relaxed);
+        cm.moved |= bit(sig);
+    }
+    return cm;
+}
+
+void child_mask_end(const ChildMask& cm) {
+    Fiber* f = cm.fiber;
+    if (!f) return;
+    // The exec failed: the signals given to the kernel come back to the
+    // fiber (they are blocked: rt_sigtimedwait with a zero timeout takes
+    // each from the thread's pending set).
+    for (Mask m = cm.moved; m; m &= m - 1) {
+        const int sig = lowest(m);
+        const Mask one = bit(sig);
+        siginfo_t info;
+        const struct timespec zero = {0, 0};
+        if (native::sys(SYS_rt_sigtimedwait, reinterpret_cast<long>(&one), reinterpret_cast<long>(&info),
+                        reinterpret_cast<long>(&zero), 8) == sig)
+            assign(f, sig, info);
+    }
+    HubSignals& hs = state(f->hub);
+    set_thread_mask(hs.kernel_mask);
+}
+
 // ---------------------------------------------------------------- hooks
 
 void hub_thread_started(Hub* hub) {

@@ -146,6 +146,23 @@ int send_to_fiber(Fiber* f, int sig, const siginfo_t* info = nullptr);
 // checks that the fiber exists.
 int send_to_id(uint32_t id, int sig, const siginfo_t* info = nullptr);
 
+// ---- exec and spawn from a fiber ----
+
+// The kernel gives a new program (execve) or a spawned child (posix_spawn
+// without POSIX_SPAWN_SETSIGMASK) the calling OS thread's mask, which on a
+// hub is not the fiber's. For the duration of the call the hub thread's
+// kernel mask becomes the fiber's; for an exec (`keep_pending`), the
+// signals pending for the fiber that it blocks are made pending on the
+// thread too, so the new program finds them pending as natively.
+// child_mask_end() undoes both when the call returned (it failed, or the
+// spawn is done).
+struct ChildMask {
+    Fiber* fiber = nullptr;
+    Mask moved = 0;  // pending signals handed to the kernel
+};
+ChildMask child_mask_begin(bool keep_pending);
+void child_mask_end(const ChildMask& cm);
+
 // ---- hooks of the hub (hub.cpp) and fork (fork.cpp) ----
 
 void hub_thread_started(Hub* hub);
