@@ -5,10 +5,19 @@
 // INITIALIZER_NP...) write __kind, which we read. Mutex: __lock is the futex
 // word (0 free, 1 locked, 2 locked with waiters), __owner the owner id (a
 // fiber id or a native tid), __count the recursion depth.
-// Process-shared, robust and priority-protocol objects are left to glibc:
-// they must work with other processes and the kernel, which our futex
-// cannot reach (they block the hub's OS thread while they wait).
+// Process-shared mutexes keep glibc's protocol on __lock (0 free, 1 locked,
+// 2 locked with waiters; the unlocker that swaps a 2 out wakes one), so a
+// process using glibc directly can share them; their waiters sleep on the
+// kernel futex (runtime/shared_futex.h) since the unlocker may be another
+// process. Their __owner is a thread id only within one process, so the
+// owner's pid is kept next to it (in __list, unused by non-robust mutexes)
+// for the recursive and error-checking tests.
+// Robust and priority-protocol mutexes, and process-shared condition
+// variables, are left to glibc: they must work with the kernel's robust
+// lists and PI futexes, or with glibc's condvar layout in other processes
+// (they block the hub's OS thread while they wait).
 #include <pthread.h>
+#include <sys/syscall.h>
 
 #include <atomic>
 #include <cerrno>
@@ -19,6 +28,7 @@
 #include "../runtime/futex.h"
 #include "../runtime/hub.h"
 #include "../runtime/native.h"
+#include "../runtime/shared_futex.h"
 #include "cooperative.h"
 #include "cancel.h"
 #include "next.h"
@@ -45,7 +55,7 @@ next::Symbol<decltype(::pthread_cond_destroy)> next_cond_destroy{"pthread_cond_d
 // glibc's __kind bits.
 constexpr int kTypeMask = 3;  // normal(timed) 0, recursive 1, errorcheck 2, adaptive 3
 constexpr int kRobust = 16, kPrioInherit = 32, kPrioProtect = 64, kPshared = 128;
-constexpr int kGlibcOnly = kRobust | kPrioInherit | kPrioProtect | kPshared;
+constexpr int kGlibcOnly = kRobust | kPrioInherit | kPrioProtect;
 
 struct MutexView {
     std::atomic<uint32_t>* word;
@@ -61,12 +71,25 @@ MutexView view(pthread_mutex_t* m) {
 
 int self_id() { return lock_owner_id(); }
 
-int acquire(std::atomic<uint32_t>* word, Deadline deadline) {
+bool shared_mutex(const MutexView& v) { return v.kind & kPshared; }
+
+long this_pid() { return native::sys(SYS_getpid); }
+
+// The owner's pid of a process-shared mutex (see the top of the file).
+long* owner_pid(pthread_mutex_t* m) { return reinterpret_cast<long*>(&m->__data.__list.__prev); }
+
+bool owned_by_me(pthread_mutex_t* m, const MutexView& v) {
+    if (__atomic_load_n(v.owner, __ATOMIC_RELAXED) != self_id()) return false;
+    return !shared_mutex(v) || __atomic_load_n(owner_pid(m), __ATOMIC_RELAXED) == this_pid();
+}
+
+int acquire(std::atomic<uint32_t>* word, Deadline deadline, bool shared = false) {
     uint32_t c = 0;
     if (word->compare_exchange_strong(c, 1, std::memory_order_acquire)) return 0;
     // Mark contended, then sleep until the holder's unlock wakes us.
     while (word->exchange(2, std::memory_order_acquire) != 0) {
-        if (futex_wait(word, 2, deadline) == ETIMEDOUT) {
+        const int rc = shared ? shared_futex_wait(word, 2, deadline) : futex_wait(word, 2, deadline);
+        if (rc == ETIMEDOUT) {
             c = 0;
             if (word->compare_exchange_strong(c, 2, std::memory_order_acquire)) return 0;
             return ETIMEDOUT;
@@ -75,12 +98,23 @@ int acquire(std::atomic<uint32_t>* word, Deadline deadline) {
     return 0;
 }
 
+// The lock is held: record who holds it.
+void set_owner(pthread_mutex_t* m, const MutexView& v) {
+    __atomic_store_n(v.owner, self_id(), __ATOMIC_RELAXED);
+    *v.count = 1;
+    if (shared_mutex(v)) {
+        const int type = v.kind & kTypeMask;
+        if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK)
+            __atomic_store_n(owner_pid(m), this_pid(), __ATOMIC_RELAXED);
+        ++m->__data.__nusers;  // as glibc counts, for its pthread_mutex_destroy
+    }
+}
+
 int lock(pthread_mutex_t* m, Deadline deadline, bool try_only) {
     MutexView v = view(m);
     const int type = v.kind & kTypeMask;
-    const int me = self_id();
     if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
-        if (__atomic_load_n(v.owner, __ATOMIC_RELAXED) == me) {
+        if (owned_by_me(m, v)) {
             if (type == PTHREAD_MUTEX_ERRORCHECK) return try_only ? EBUSY : EDEADLK;
             if (*v.count == UINT_MAX) return EAGAIN;
             ++*v.count;
@@ -90,11 +124,10 @@ int lock(pthread_mutex_t* m, Deadline deadline, bool try_only) {
     if (try_only) {
         uint32_t c = 0;
         if (!v.word->compare_exchange_strong(c, 1, std::memory_order_acquire)) return EBUSY;
-    } else if (int rc = acquire(v.word, deadline)) {
+    } else if (int rc = acquire(v.word, deadline, shared_mutex(v))) {
         return rc;
     }
-    __atomic_store_n(v.owner, me, __ATOMIC_RELAXED);
-    *v.count = 1;
+    set_owner(m, v);
     return 0;
 }
 
@@ -102,11 +135,16 @@ int unlock(pthread_mutex_t* m) {
     MutexView v = view(m);
     const int type = v.kind & kTypeMask;
     if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
-        if (__atomic_load_n(v.owner, __ATOMIC_RELAXED) != self_id() || v.word->load() == 0) return EPERM;
+        if (!owned_by_me(m, v) || v.word->load() == 0) return EPERM;
         if (type == PTHREAD_MUTEX_RECURSIVE && --*v.count != 0) return 0;
     }
     __atomic_store_n(v.owner, 0, __ATOMIC_RELAXED);
     *v.count = 0;
+    if (shared_mutex(v)) {
+        --m->__data.__nusers;
+        if (v.word->exchange(0, std::memory_order_release) == 2) shared_futex_wake(v.word, 1);
+        return 0;
+    }
     if (v.word->exchange(0, std::memory_order_release) == 2) futex_wake(v.word, 1);
     return 0;
 }
@@ -153,10 +191,27 @@ int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Deadline deadline) {
     v.waiters->fetch_sub(1, std::memory_order_relaxed);
     // Relock whatever happened, as POSIX requires, even after a timeout.
     MutexView mv = view(m);
-    acquire(mv.word, Deadline::never());
-    __atomic_store_n(mv.owner, self_id(), __ATOMIC_RELAXED);
-    *mv.count = 1;
+    acquire(mv.word, Deadline::never(), shared_mutex(mv));
+    set_owner(m, mv);
     return rc == ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
+// A process-shared condition variable is glibc's; its wait unlocks and
+// relocks a process-shared mutex of ours with glibc's own code (the same
+// word protocol, kernel wakes), which checks an error-checking or recursive
+// mutex's __owner against the OS thread's id: the mutex is handed over
+// under that id, and taken back.
+template <typename Wait>
+int glibc_cond_wait(pthread_mutex_t* m, Wait wait) {
+    if (glibc_mutex(m)) return wait();
+    MutexView v = view(m);
+    __atomic_store_n(v.owner, native::gettid(), __ATOMIC_RELAXED);
+    const int rc = wait();
+    const unsigned count = *v.count;
+    set_owner(m, v);
+    if (shared_mutex(v)) --m->__data.__nusers;  // set_owner counted a second lock
+    *v.count = count;
+    return rc;
 }
 
 int cond_wake(pthread_cond_t* c, int count) {
@@ -178,11 +233,10 @@ GREENLD_EXPORT int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexatt
         pthread_mutexattr_getpshared(attr, &shared);
         pthread_mutexattr_getprotocol(attr, &protocol);
     }
-    if (robust == PTHREAD_MUTEX_ROBUST || shared == PTHREAD_PROCESS_SHARED || protocol != PTHREAD_PRIO_NONE ||
-        !config::patched(config::kPatchThread))
+    if (robust == PTHREAD_MUTEX_ROBUST || protocol != PTHREAD_PRIO_NONE || !config::patched(config::kPatchThread))
         return next_mutex_init(m, attr);
     memset(m, 0, sizeof *m);
-    m->__data.__kind = type & kTypeMask;
+    m->__data.__kind = (type & kTypeMask) | (shared == PTHREAD_PROCESS_SHARED ? kPshared : 0);
     return 0;
 }
 
@@ -235,7 +289,7 @@ GREENLD_EXPORT int pthread_cond_init(pthread_cond_t* c, const pthread_condattr_t
 
 GREENLD_EXPORT int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
     CancelPoint cancel_point;
-    if (glibc_cond(c) || glibc_mutex(m)) return next_cond_wait(c, m);
+    if (glibc_cond(c) || glibc_mutex(m)) return glibc_cond_wait(m, [&] { return next_cond_wait(c, m); });
     return cond_wait(c, m, Deadline::never());
 }
 
@@ -243,7 +297,7 @@ GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m,
                                           const timespec* abstime) {
     CancelPoint cancel_point;
     if (glibc_cond(c) || glibc_mutex(m))
-        return next_cond_clockwait(c, m, clock, abstime);
+        return glibc_cond_wait(m, [&] { return next_cond_clockwait(c, m, clock, abstime); });
     if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || !valid_timespec(abstime)) return EINVAL;
     return cond_wait(c, m, Deadline::from_abs(clock, *abstime));
 }
@@ -251,7 +305,7 @@ GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m,
 GREENLD_EXPORT int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abstime) {
     CancelPoint cancel_point;
     if (glibc_cond(c) || glibc_mutex(m))
-        return next_cond_timedwait(c, m, abstime);
+        return glibc_cond_wait(m, [&] { return next_cond_timedwait(c, m, abstime); });
     const clockid_t clock = (c->__data.__wrefs & kCondMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
     if (!valid_timespec(abstime)) return EINVAL;
     return cond_wait(c, m, Deadline::from_abs(clock, *abstime));

@@ -215,6 +215,28 @@ void BlockingPool::run_parked(PoolJob* job) {
     errno = job->error;
 }
 
+bool BlockingPool::run_parked_kickable(PoolJob* job, void (*kick)(PoolJob*)) {
+    job->error = errno;
+    Hub* hub = Hub::current();
+    job->waiter = Hub::current_fiber();
+    hub->prepare_park();
+    submit(job);
+    WakeReason why = hub->park_prepared(Deadline::never());
+    bool interrupted = false;
+    while (!job->done.load(std::memory_order_acquire)) {
+        if (why == WakeReason::woken) {
+            hub->yield();
+            why = WakeReason::none;
+            continue;
+        }
+        if (why != WakeReason::none && why != WakeReason::timeout) interrupted = true;
+        if (interrupted) kick(job);
+        why = hub->park(Deadline::after_ns(1000000));
+    }
+    errno = job->error;
+    return interrupted;
+}
+
 void BlockingPool::lock_for_fork() { lock_.lock(); }
 
 void BlockingPool::unlock_after_fork(bool child) {

@@ -53,6 +53,13 @@ public:
     // already under way in the kernel and its result (a lock taken, a
     // child reaped) must not be lost.
     void run_parked(PoolJob* job);
+    // As run_parked, for a job that waits for another party and can be cut
+    // short: when the park is interrupted (a signal, pthread_cancel) or
+    // while the job has not finished, kick(job) is called (again every
+    // millisecond) and must make the job's call return soon. Returns true
+    // if the park was interrupted meanwhile; the caller then runs the
+    // handlers (signals::deliver_pending) and decides.
+    bool run_parked_kickable(PoolJob* job, void (*kick)(PoolJob*));
 
     // The configured size (GREENLD_POOL_SIZE), read on first use; tests may
     // set it before.
