@@ -12,10 +12,12 @@
 // process. Their __owner is a thread id only within one process, so the
 // owner's pid is kept next to it (in __list, unused by non-robust mutexes)
 // for the recursive and error-checking tests.
-// Robust and priority-protocol mutexes, and process-shared condition
-// variables, are left to glibc: they must work with the kernel's robust
-// lists and PI futexes, or with glibc's condvar layout in other processes
-// (they block the hub's OS thread while they wait).
+// Robust process-private mutexes are ours too (robust_mutex.h: a fiber that
+// ends holding one leaves it "owner died").
+// Robust process-shared and priority-protocol mutexes, and process-shared
+// condition variables, are left to glibc: they must work with the kernel's
+// robust lists and PI futexes, or with glibc's condvar layout in other
+// processes (they block the hub's OS thread while they wait).
 #include <pthread.h>
 #include <sys/syscall.h>
 
@@ -32,6 +34,7 @@
 #include "cooperative.h"
 #include "cancel.h"
 #include "next.h"
+#include "robust_mutex.h"
 
 using namespace greenld;
 
@@ -44,6 +47,7 @@ next::Symbol<decltype(::pthread_mutex_timedlock)> next_mutex_timedlock{"pthread_
 next::Symbol<decltype(::pthread_mutex_clocklock)> next_mutex_clocklock{"pthread_mutex_clocklock"};
 next::Symbol<decltype(::pthread_mutex_unlock)> next_mutex_unlock{"pthread_mutex_unlock"};
 next::Symbol<decltype(::pthread_mutex_destroy)> next_mutex_destroy{"pthread_mutex_destroy"};
+next::Symbol<decltype(::pthread_mutex_consistent)> next_mutex_consistent{"pthread_mutex_consistent"};
 next::Symbol<decltype(::pthread_cond_init)> next_cond_init{"pthread_cond_init"};
 next::Symbol<decltype(::pthread_cond_wait)> next_cond_wait{"pthread_cond_wait"};
 next::Symbol<decltype(::pthread_cond_timedwait)> next_cond_timedwait{"pthread_cond_timedwait"};
@@ -55,7 +59,7 @@ next::Symbol<decltype(::pthread_cond_destroy)> next_cond_destroy{"pthread_cond_d
 // glibc's __kind bits.
 constexpr int kTypeMask = 3;  // normal(timed) 0, recursive 1, errorcheck 2, adaptive 3
 constexpr int kRobust = 16, kPrioInherit = 32, kPrioProtect = 64, kPshared = 128;
-constexpr int kGlibcOnly = kRobust | kPrioInherit | kPrioProtect;
+constexpr int kPriority = kPrioInherit | kPrioProtect;
 
 struct MutexView {
     std::atomic<uint32_t>* word;
@@ -110,9 +114,21 @@ void set_owner(pthread_mutex_t* m, const MutexView& v) {
     }
 }
 
+// Releases the lock word of a mutex we hold or just took.
+void release_word(const MutexView& v, int wake) {
+    const bool contended = v.word->exchange(0, std::memory_order_release) == 2;
+    if (!contended && wake == 1) return;
+    if (shared_mutex(v))
+        shared_futex_wake(v.word, wake);
+    else
+        futex_wake(v.word, wake);
+}
+
 int lock(pthread_mutex_t* m, Deadline deadline, bool try_only) {
     MutexView v = view(m);
     const int type = v.kind & kTypeMask;
+    const bool robust = v.kind & kRobust;
+    if (robust && robust::state(m) == robust::kNotRecoverable) return ENOTRECOVERABLE;
     if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
         if (owned_by_me(m, v)) {
             if (type == PTHREAD_MUTEX_ERRORCHECK) return try_only ? EBUSY : EDEADLK;
@@ -127,6 +143,18 @@ int lock(pthread_mutex_t* m, Deadline deadline, bool try_only) {
     } else if (int rc = acquire(v.word, deadline, shared_mutex(v))) {
         return rc;
     }
+    if (robust) {
+        const robust::State st = robust::state(m);
+        if (st == robust::kNotRecoverable) {
+            // Made unrecoverable while we waited: everyone is told so.
+            release_word(v, INT_MAX);
+            return ENOTRECOVERABLE;
+        }
+        set_owner(m, v);
+        robust::link(m);
+        if (st == robust::kOwnerDied) return EOWNERDEAD;
+        return 0;
+    }
     set_owner(m, v);
     return 0;
 }
@@ -134,18 +162,25 @@ int lock(pthread_mutex_t* m, Deadline deadline, bool try_only) {
 int unlock(pthread_mutex_t* m) {
     MutexView v = view(m);
     const int type = v.kind & kTypeMask;
-    if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
+    const bool robust = v.kind & kRobust;
+    // A robust mutex checks its owner whatever its type, as glibc's does.
+    if (robust || type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
         if (!owned_by_me(m, v) || v.word->load() == 0) return EPERM;
         if (type == PTHREAD_MUTEX_RECURSIVE && --*v.count != 0) return 0;
     }
+    int wake = 1;
+    if (robust) {
+        robust::unlink(m);
+        // Unlocked without pthread_mutex_consistent after EOWNERDEAD.
+        if (robust::state(m) == robust::kOwnerDied) {
+            robust::set_state(m, robust::kNotRecoverable);
+            wake = INT_MAX;
+        }
+    }
     __atomic_store_n(v.owner, 0, __ATOMIC_RELAXED);
     *v.count = 0;
-    if (shared_mutex(v)) {
-        --m->__data.__nusers;
-        if (v.word->exchange(0, std::memory_order_release) == 2) shared_futex_wake(v.word, 1);
-        return 0;
-    }
-    if (v.word->exchange(0, std::memory_order_release) == 2) futex_wake(v.word, 1);
+    if (shared_mutex(v)) --m->__data.__nusers;
+    release_word(v, wake);
     return 0;
 }
 
@@ -154,7 +189,8 @@ bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->t
 // Objects glibc must handle: those shared with other processes or the
 // kernel, and all of them when GREENLD_PATCH leaves out "thread".
 bool glibc_mutex(const pthread_mutex_t* m) {
-    return (m->__data.__kind & kGlibcOnly) || !config::patched(config::kPatchThread);
+    const int kind = m->__data.__kind;
+    return (kind & kPriority) || ((kind & kRobust) && (kind & kPshared)) || !config::patched(config::kPatchThread);
 }
 
 // Condition variable: a sequence word at offset 0 (bumped by every signal),
@@ -189,10 +225,10 @@ int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Deadline deadline) {
     }
     int rc = futex_wait(v.seq, seq, deadline);
     v.waiters->fetch_sub(1, std::memory_order_relaxed);
-    // Relock whatever happened, as POSIX requires, even after a timeout.
-    MutexView mv = view(m);
-    acquire(mv.word, Deadline::never(), shared_mutex(mv));
-    set_owner(m, mv);
+    // Relock whatever happened, as POSIX requires, even after a timeout. A
+    // robust mutex whose owner died meanwhile reports it (EOWNERDEAD, held).
+    const int lr = lock(m, Deadline::never(), false);
+    if (lr == EOWNERDEAD || lr == ENOTRECOVERABLE) return lr;
     return rc == ETIMEDOUT ? ETIMEDOUT : 0;
 }
 
@@ -233,10 +269,12 @@ GREENLD_EXPORT int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexatt
         pthread_mutexattr_getpshared(attr, &shared);
         pthread_mutexattr_getprotocol(attr, &protocol);
     }
-    if (robust == PTHREAD_MUTEX_ROBUST || protocol != PTHREAD_PRIO_NONE || !config::patched(config::kPatchThread))
+    const bool is_robust = robust == PTHREAD_MUTEX_ROBUST, is_shared = shared == PTHREAD_PROCESS_SHARED;
+    if ((is_robust && is_shared) || protocol != PTHREAD_PRIO_NONE || !config::patched(config::kPatchThread))
         return next_mutex_init(m, attr);
     memset(m, 0, sizeof *m);
-    m->__data.__kind = (type & kTypeMask) | (shared == PTHREAD_PROCESS_SHARED ? kPshared : 0);
+    m->__data.__kind = (type & kTypeMask) | (is_shared ? kPshared : 0) | (is_robust ? kRobust : 0);
+    if (is_robust) robust::install();
     return 0;
 }
 
@@ -267,6 +305,16 @@ GREENLD_EXPORT int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* a
 GREENLD_EXPORT int pthread_mutex_unlock(pthread_mutex_t* m) {
     if (glibc_mutex(m)) return next_mutex_unlock(m);
     return unlock(m);
+}
+
+GREENLD_EXPORT int pthread_mutex_consistent(pthread_mutex_t* m) {
+    if (glibc_mutex(m)) return next_mutex_consistent(m);
+    MutexView v = view(m);
+    // As glibc: EINVAL unless robust and inconsistent (it does not ask who
+    // holds it).
+    if (!(v.kind & kRobust) || robust::state(m) != robust::kOwnerDied) return EINVAL;
+    robust::set_state(m, robust::kConsistent);
+    return 0;
 }
 
 GREENLD_EXPORT int pthread_mutex_destroy(pthread_mutex_t* m) {

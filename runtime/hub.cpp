@@ -180,9 +180,16 @@ void Hub::yield() {
     signals::deliver_pending(self);
 }
 
+namespace {
+std::atomic<void (*)(Fiber*)> g_exit_hook{nullptr};
+}
+
+void Hub::set_exit_hook(void (*hook)(Fiber*)) { g_exit_hook.store(hook, std::memory_order_release); }
+
 void Hub::exit_current() {
     Fiber* self = t_fiber;
     self->tsd.run_destructors();
+    if (auto hook = g_exit_hook.load(std::memory_order_acquire)) hook(self);
     signals::fiber_exiting(self);
     fiber_ids::remove(self);
     self->state.store(FiberState::dead, std::memory_order_release);
