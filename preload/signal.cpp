@@ -22,7 +22,9 @@
 #include "../runtime/config.h"
 #include "../runtime/hub.h"
 #include "../runtime/signals.h"
+#include "../runtime/native.h"
 #include "next.h"
+#include "offload.h"
 
 using namespace greenld;
 using signals::Mask;
@@ -166,7 +168,10 @@ GREENLD_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigact
         a.handler = reinterpret_cast<void*>(act->sa_handler);
         a.mask = mask_of(&act->sa_mask);
         a.flags = act->sa_flags;
-        if (act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN) {
+        // kPoolKick keeps the trampoline under SIG_DFL (it then acts as the
+        // default would), so that pool calls stay interruptible.
+        const bool kick_default = sig == signals::kPoolKick && act->sa_handler == SIG_DFL && signals::pool_kick_ready();
+        if ((act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN) || kick_default) {
             // SA_RESETHAND is applied by the trampoline's caller when the
             // handler really runs (it may run later, in another fiber).
             kernel_act = *act;
@@ -238,6 +243,29 @@ GREENLD_EXPORT int sigignore(int sig) {
         return -1;
     }
     return install(sig, SIG_IGN, 0, 0) == SIG_ERR ? -1 : 0;
+}
+
+// The kernel disposition that lets the pool interrupt a call (offload.h):
+// the trampoline for signals::kPoolKick, if the program left it SIG_DFL.
+// The program still sees SIG_DFL, and a kPoolKick sent to it acts so.
+// False if it cannot be (the program ignores or catches the signal).
+bool greenld::ensure_pool_kick() {
+    if (signals::pool_kick_ready()) return true;
+    if (!dispositions_patched()) return false;
+    static native::Mutex lock;
+    native::LockGuard g(lock);
+    if (signals::pool_kick_ready()) return true;
+    signals::prepare();
+    struct sigaction cur;
+    if (next_sigaction(signals::kPoolKick, nullptr, &cur) != 0 || cur.sa_handler != SIG_DFL) return false;
+    struct sigaction act;
+    memset(&act, 0, sizeof act);
+    act.sa_sigaction = reinterpret_cast<void (*)(int, siginfo_t*, void*)>(signals::trampoline());
+    act.sa_flags = SA_SIGINFO;  // never SA_RESTART: the kick must interrupt
+    sigemptyset(&act.sa_mask);
+    if (next_sigaction(signals::kPoolKick, &act, nullptr) != 0) return false;
+    signals::set_pool_kick_installed();
+    return true;
 }
 
 // ---------------------------------------------------------------- masks

@@ -72,7 +72,7 @@ int shared_futex_wait(std::atomic<uint32_t>* word, uint32_t expected, Deadline d
     const int saved_errno = errno;
     const bool interrupted = BlockingPool::get().run_parked_kickable(&job, kick_wait);
     errno = saved_errno;
-    if (interrupted && (signals::deliver_pending(self) || cancel::delivered(self))) return EINTR;
+    if (interrupted && (self->sig.handler_ran || cancel::delivered(self))) return EINTR;
     if (job.result == -ETIMEDOUT) return ETIMEDOUT;
     return 0;
 }

@@ -17,6 +17,7 @@
 #include "hub.h"
 #include "io.h"
 #include "native.h"
+#include "pool.h"
 
 namespace greenld::signals {
 
@@ -299,6 +300,10 @@ void run_inline(Hub* hub, Fiber* f, int sig, siginfo_t* info, void* ucv) {
 void on_signal(int sig, siginfo_t* info, void* ucv) {
     const int saved_errno = errno;
     Hub* hub = Hub::current();
+    if (sig == kPoolKick && !hub && pool_kick_signal(info, ucv)) {
+        errno = saved_errno;
+        return;
+    }
     Fiber* f = Hub::current_fiber();
     if (!hub || !config::patched_if_known(config::kPatchSignal, true)) {
         // The main thread or another native thread (or the signal family is
@@ -702,6 +707,15 @@ int send_to_id(uint32_t id, int sig, const siginfo_t* info) {
     }
     return deliver_to(hub, id, sig, info ? *info : synthesized_info(sig, SI_TKILL));
 }
+
+// ---------------------------------------------------------------- pool kick
+
+namespace {
+std::atomic<bool> g_pool_kick_installed{false};
+}
+
+bool pool_kick_ready() { return g_pool_kick_installed.load(std::memory_order_acquire); }
+void set_pool_kick_installed() { g_pool_kick_installed.store(true, std::memory_order_release); }
 
 // ---------------------------------------------------------------- exec
 

@@ -95,6 +95,17 @@ void prepare();
 // its own copy of memory and is the owner of its records.
 bool in_memory_sharing_child();
 
+// The signal that interrupts a kickable pool job's call (pool.h): the
+// highest real-time signal, which a program is least likely to use. Its
+// kernel disposition is our trampoline whenever the program's is SIG_DFL
+// (recorded and reported as SIG_DFL), so that it can interrupt a pool
+// thread's call; a program that catches it itself keeps its handler.
+constexpr int kPoolKick = 64;
+// Whether the trampoline is the kernel's disposition for kPoolKick (the
+// preload layer installs it, with libc's sigaction, and says so).
+bool pool_kick_ready();
+void set_pool_kick_installed();
+
 // ---- masks ----
 
 // Signals no mask can hold: the kernel drops SIGKILL/SIGSTOP, glibc 32/33.
