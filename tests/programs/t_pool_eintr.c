@@ -7,7 +7,8 @@
  *     description holds it), open() of a FIFO with no writer, and wait()
  *     for a child that has not exited fail with EINTR, and the handler ran
  *     in the waiting thread; a ticker thread kept ticking meanwhile;
- *   - with SA_RESTART the call goes on and succeeds once the lock is free;
+ *   - with SA_RESTART the call goes on (parked: the ticker ticks) and
+ *     succeeds once the lock is free;
  *   - the classic alarm() timeout around a lock wait in the main thread;
  *   - pthread_cancel of a thread waiting in fcntl(F_SETLKW) (a
  *     cancellation point) ends it while the lock is still held.
@@ -187,7 +188,10 @@ int main(void)
         sleep_ms(200);
         CHECK_RC(pthread_kill(t, SIGUSR1), 0);
         while (!atomic_load(&g_hits)) sleep_ms(1);
-        sleep_ms(200);
+        long ticks = ticker_ticks();
+        sleep_ms(300);
+        /* The waiter goes on waiting, parked: its hub is not spinning. */
+        ticker_expect(ticks, 20, "F_SETLKW waiting on after a SA_RESTART handler");
         release_posix_lock();
         join_within(t, 5000, "restarted F_SETLKW");
         CHECK(w.rc == 0, "F_SETLKW after a SA_RESTART handler: %d errno %d", w.rc, w.err);
