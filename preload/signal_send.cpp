@@ -32,6 +32,12 @@ next::Symbol<decltype(::raise)> next_raise{"raise"};
 next::Symbol<decltype(::pthread_kill)> next_pthread_kill{"pthread_kill"};
 next::Symbol<decltype(::pthread_sigqueue)> next_pthread_sigqueue{"pthread_sigqueue"};
 next::Symbol<int(pid_t, pid_t, int)> next_tgkill{"tgkill"};
+next::Symbol<decltype(::pthread_self)> next_self{"pthread_self"};
+
+// In a fork child the fiber that forked goes on as the process's native
+// thread and keeps its handle (thread.cpp): a signal to it is a signal to
+// this very thread, for the kernel to deliver.
+bool forked_self(const Fiber* f) { return f == Hub::identity() && !Hub::current_fiber(); }
 
 // As signal.cpp: GREENLD_PATCH without "signal" (or "thread"), or a vfork
 // child sharing our memory, sends for real.
@@ -80,6 +86,7 @@ GREENLD_EXPORT int pthread_kill(pthread_t t, int sig) {
     if (sig < 0 || sig >= NSIG) return EINVAL;
     if (f->exited.load(std::memory_order_acquire) || f->state.load() == FiberState::dead) return ESRCH;
     if (sig == 0) return 0;
+    if (forked_self(f)) return next_pthread_kill(next_self(), sig);
     if (!patched()) return next_pthread_kill(f->hub->native_handle(), sig);
     return signals::send_to_fiber(f, sig);
 }
@@ -90,6 +97,7 @@ GREENLD_EXPORT int pthread_sigqueue(pthread_t t, int sig, const union sigval val
     if (sig < 0 || sig >= NSIG) return EINVAL;
     if (f->exited.load(std::memory_order_acquire) || f->state.load() == FiberState::dead) return ESRCH;
     if (sig == 0) return 0;
+    if (forked_self(f)) return next_pthread_sigqueue(next_self(), sig, value);
     if (!patched()) return next_pthread_sigqueue(f->hub->native_handle(), sig, value);
     // What glibc's pthread_sigqueue gives rt_tgsigqueueinfo.
     siginfo_t info;

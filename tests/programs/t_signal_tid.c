@@ -12,9 +12,13 @@
  *   - after the thread is joined its id is gone: ESRCH, as the kernel says;
  *     invalid signal numbers: EINVAL;
  *   - threads that exit while tgkill is aimed at them: every call returns 0
- *     or ESRCH, nothing crashes.
+ *     or ESRCH, nothing crashes;
+ *   - in the child of a fork made by a created thread, pthread_kill and
+ *     pthread_sigqueue to pthread_self() run the handler before returning.
  */
 #include "signal_support.h"
+
+#include <sys/wait.h>
 
 static atomic_int g_hits;
 static atomic_int g_handler_tid;
@@ -177,6 +181,26 @@ static void *quick(void *arg)
     return NULL;
 }
 
+static void *fork_and_signal_self(void *arg)
+{
+    (void)arg;
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        int hits = atomic_load(&g_hits);
+        if (pthread_kill(pthread_self(), SIGUSR1) != 0 || atomic_load(&g_hits) != hits + 1) _exit(1);
+        union sigval v = {.sival_int = 99};
+        if (pthread_sigqueue(pthread_self(), SIGRTMIN, v) != 0 || atomic_load(&g_hits) != hits + 2 ||
+            atomic_load(&g_queued_value) != 99)
+            _exit(2);
+        _exit(0);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fork child's own signals: status %#x", status);
+    return NULL;
+}
+
 int main(void)
 {
     sig_watchdog(60);
@@ -230,6 +254,9 @@ int main(void)
         }
         join(q);
     }
+
+    set_phase("pthread_kill(pthread_self()) in a fork child of a thread");
+    join_within(spawn(fork_and_signal_self, NULL), 10000, "fork child");
 
     ticker_stop();
     printf("ok\n");
