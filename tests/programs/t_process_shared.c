@@ -13,7 +13,7 @@
  *     without SA_RESTART makes sem_wait fail with EINTR, one with
  *     SA_RESTART lets it go on waiting;
  *   - sem_open: a named semaphore posted by another process wakes
- *     sem_wait and sem_clockwait in this one.
+ *     sem_wait and sem_clockwait in this one; sem_timedwait times out.
  */
 #include "signal_support.h"
 
@@ -230,6 +230,11 @@ static void named_phase(void)
     struct timespec ts = abs_after_ms(CLOCK_MONOTONIC, 5000);
     CHECK(sem_clockwait(s, CLOCK_MONOTONIC, &ts) == 0, "sem_clockwait on a named semaphore");
     CHECK_EQ(wait_child(pid), 0);
+    ticks = ticker_ticks();
+    ts = abs_after_ms(CLOCK_REALTIME, 150);
+    errno = 0;
+    CHECK(sem_timedwait(s, &ts) == -1 && errno == ETIMEDOUT, "sem_timedwait on a named semaphore: errno %d", errno);
+    ticker_expect(ticks, 20, "sem_timedwait on a named semaphore");
     CHECK(sem_close(s) == 0, "sem_close");
     CHECK(sem_unlink(name) == 0, "sem_unlink");
 }
