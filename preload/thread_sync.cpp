@@ -17,7 +17,8 @@
 // Robust process-shared and priority-protocol mutexes, and process-shared
 // condition variables, are left to glibc: they must work with the kernel's
 // robust lists and PI futexes, or with glibc's condvar layout in other
-// processes (they block the hub's OS thread while they wait).
+// processes (they block the hub's OS thread while they wait, except a
+// condition variable's wait with a process-shared mutex: glibc_cond_wait).
 #include <pthread.h>
 #include <sys/syscall.h>
 
@@ -30,6 +31,7 @@
 #include "../runtime/futex.h"
 #include "../runtime/hub.h"
 #include "../runtime/native.h"
+#include "../runtime/pool.h"
 #include "../runtime/shared_futex.h"
 #include "cooperative.h"
 #include "cancel.h"
@@ -232,18 +234,29 @@ int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Deadline deadline) {
     return rc == ETIMEDOUT ? ETIMEDOUT : 0;
 }
 
-// A process-shared condition variable is glibc's; its wait unlocks and
-// relocks a process-shared mutex of ours with glibc's own code (the same
-// word protocol, kernel wakes), which checks an error-checking or recursive
-// mutex's __owner against the OS thread's id: the mutex is handed over
-// under that id, and taken back.
+// A process-shared condition variable is glibc's (its layout is shared with
+// other processes); its wait unlocks and relocks a mutex of ours with
+// glibc's own code (the same word protocol), which checks an error-checking
+// or recursive mutex's __owner against the calling OS thread's id: the
+// mutex is handed over under that id, and taken back. With a process-shared
+// mutex (kernel wakes, as glibc's) a fiber's whole wait runs on the
+// blocking-call pool while it parks: signal handlers run meanwhile and the
+// wait goes on, as glibc's does. Otherwise it blocks the hub's thread.
 template <typename Wait>
 int glibc_cond_wait(pthread_mutex_t* m, Wait wait) {
     if (glibc_mutex(m)) return wait();
     MutexView v = view(m);
-    __atomic_store_n(v.owner, native::gettid(), __ATOMIC_RELAXED);
-    const int rc = wait();
     const unsigned count = *v.count;
+    int rc;
+    if (shared_mutex(v) && Hub::current_fiber()) {
+        rc = offload(JobKind::rendezvous, [&] {
+            __atomic_store_n(v.owner, native::gettid(), __ATOMIC_RELAXED);
+            return wait();
+        });
+    } else {
+        __atomic_store_n(v.owner, native::gettid(), __ATOMIC_RELAXED);
+        rc = wait();
+    }
     set_owner(m, v);
     if (shared_mutex(v)) --m->__data.__nusers;  // set_owner counted a second lock
     *v.count = count;

@@ -12,6 +12,9 @@
  *     sem_timedwait and sem_clockwait time out with ETIMEDOUT; a handler
  *     without SA_RESTART makes sem_wait fail with EINTR, one with
  *     SA_RESTART lets it go on waiting;
+ *   - a process-shared condition variable: threads of both processes wait on
+ *     it (with the shared mutex) and a broadcast from the other process
+ *     wakes them; a process-shared barrier across the two processes;
  *   - sem_open: a named semaphore posted by another process wakes
  *     sem_wait and sem_clockwait in this one; sem_timedwait times out.
  */
@@ -29,6 +32,10 @@ struct shared {
     sem_t to_child;
     sem_t never;
     atomic_int child_holds;
+    pthread_cond_t cv; /* process-shared */
+    int go;
+    int woken;
+    pthread_barrier_t barrier; /* process-shared, 4 threads: 2 per process */
 };
 
 static struct shared *g_sh;
@@ -115,6 +122,73 @@ static void *check_holder(void *arg)
     CHECK_EQ(wait_child(pid), 0);
     CHECK_RC(pthread_mutex_unlock(&g_sh->check), 0);
     return NULL;
+}
+
+/* ---- condition variable and barrier ---- */
+
+static void *cond_waiter(void *arg)
+{
+    (void)arg;
+    CHECK_RC(pthread_mutex_lock(&g_sh->lock), 0);
+    while (!g_sh->go) CHECK_RC(pthread_cond_wait(&g_sh->cv, &g_sh->lock), 0);
+    g_sh->woken++;
+    CHECK_RC(pthread_mutex_unlock(&g_sh->lock), 0);
+    return NULL;
+}
+
+static void *barrier_waiter(void *arg)
+{
+    (void)arg;
+    int rc = pthread_barrier_wait(&g_sh->barrier);
+    CHECK(rc == 0 || rc == PTHREAD_BARRIER_SERIAL_THREAD, "pthread_barrier_wait: %d", rc);
+    return (void *)(long)(rc == PTHREAD_BARRIER_SERIAL_THREAD);
+}
+
+static void cond_phase(void)
+{
+    set_phase("shared condition variable: a broadcast from another process");
+    g_sh->go = 0;
+    g_sh->woken = 0;
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        pthread_t t[2];
+        for (int i = 0; i < 2; ++i) t[i] = spawn(cond_waiter, NULL);
+        sleep_ms(300);
+        CHECK_RC(pthread_mutex_lock(&g_sh->lock), 0);
+        g_sh->go = 1;
+        CHECK_RC(pthread_cond_broadcast(&g_sh->cv), 0);
+        CHECK_RC(pthread_mutex_unlock(&g_sh->lock), 0);
+        for (int i = 0; i < 2; ++i) join_within(t[i], 5000, "child cond waiter");
+        _exit(0);
+    }
+    long ticks = ticker_ticks();
+    pthread_t t[2];
+    for (int i = 0; i < 2; ++i) t[i] = spawn(cond_waiter, NULL);
+    for (int i = 0; i < 2; ++i) join_within(t[i], 5000, "cond waiter");
+    ticker_expect(ticks, 20, "pthread_cond_wait on a shared condition variable");
+    CHECK_EQ(wait_child(pid), 0);
+    CHECK_EQ(g_sh->woken, 4);
+
+    set_phase("shared barrier across two processes");
+    pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        sleep_ms(300);
+        pthread_t b[2];
+        long serial = 0;
+        for (int i = 0; i < 2; ++i) b[i] = spawn(barrier_waiter, NULL);
+        for (int i = 0; i < 2; ++i) serial += (long)join_within(b[i], 5000, "child barrier waiter");
+        _exit((int)serial);
+    }
+    ticks = ticker_ticks();
+    pthread_t b[2];
+    long serial = 0;
+    for (int i = 0; i < 2; ++i) b[i] = spawn(barrier_waiter, NULL);
+    for (int i = 0; i < 2; ++i) serial += (long)join_within(b[i], 5000, "barrier waiter");
+    ticker_expect(ticks, 20, "pthread_barrier_wait on a shared barrier");
+    serial += wait_child(pid);
+    CHECK(serial == 1, "%ld threads were told PTHREAD_BARRIER_SERIAL_THREAD", serial);
 }
 
 /* ---- semaphores ---- */
@@ -251,6 +325,16 @@ int main(void)
     CHECK_RC(pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ERRORCHECK), 0);
     CHECK_RC(pthread_mutex_init(&g_sh->check, &ma), 0);
     pthread_mutexattr_destroy(&ma);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    CHECK_RC(pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED), 0);
+    CHECK_RC(pthread_cond_init(&g_sh->cv, &ca), 0);
+    pthread_condattr_destroy(&ca);
+    pthread_barrierattr_t ba;
+    pthread_barrierattr_init(&ba);
+    CHECK_RC(pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED), 0);
+    CHECK_RC(pthread_barrier_init(&g_sh->barrier, &ba, 4), 0);
+    pthread_barrierattr_destroy(&ba);
     CHECK(sem_init(&g_sh->to_parent, 1, 0) == 0, "sem_init");
     CHECK(sem_init(&g_sh->to_child, 1, 0) == 0, "sem_init");
     CHECK(sem_init(&g_sh->never, 1, 0) == 0, "sem_init");
@@ -259,6 +343,7 @@ int main(void)
     mutex_phase();
     set_phase("error checking across processes");
     join_within(spawn(check_holder, NULL), 10000, "check_holder");
+    cond_phase();
     semaphore_phase();
     named_phase();
 
