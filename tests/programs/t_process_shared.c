@@ -15,6 +15,9 @@
  *   - a process-shared condition variable: threads of both processes wait on
  *     it (with the shared mutex) and a broadcast from the other process
  *     wakes them; a process-shared barrier across the two processes;
+ *   - a process-shared read-write lock: readers and a writer of this process
+ *     wait for the other process's writer and reader; EDEADLK for its own
+ *     writer; clockwrlock times out;
  *   - sem_open: a named semaphore posted by another process wakes
  *     sem_wait and sem_clockwait in this one; sem_timedwait times out.
  */
@@ -36,6 +39,8 @@ struct shared {
     int go;
     int woken;
     pthread_barrier_t barrier; /* process-shared, 4 threads: 2 per process */
+    pthread_rwlock_t rw;       /* process-shared */
+    atomic_int child_stage;
 };
 
 static struct shared *g_sh;
@@ -191,6 +196,68 @@ static void cond_phase(void)
     CHECK(serial == 1, "%ld threads were told PTHREAD_BARRIER_SERIAL_THREAD", serial);
 }
 
+/* ---- read-write lock ---- */
+
+static void *rw_reader(void *arg)
+{
+    (void)arg;
+    CHECK_RC(pthread_rwlock_rdlock(&g_sh->rw), 0);
+    CHECK_RC(pthread_rwlock_unlock(&g_sh->rw), 0);
+    return NULL;
+}
+
+static void *rw_writer(void *arg)
+{
+    (void)arg;
+    CHECK_RC(pthread_rwlock_wrlock(&g_sh->rw), 0);
+    CHECK_RC(pthread_rwlock_rdlock(&g_sh->rw), EDEADLK);
+    CHECK_RC(pthread_rwlock_wrlock(&g_sh->rw), EDEADLK);
+    CHECK_RC(pthread_rwlock_trywrlock(&g_sh->rw), EBUSY);
+    CHECK_RC(pthread_rwlock_unlock(&g_sh->rw), 0);
+    return NULL;
+}
+
+static void *rw_timed_writer(void *arg)
+{
+    (void)arg;
+    struct timespec ts = abs_after_ms(CLOCK_MONOTONIC, 150);
+    CHECK_RC(pthread_rwlock_clockwrlock(&g_sh->rw, CLOCK_MONOTONIC, &ts), ETIMEDOUT);
+    return NULL;
+}
+
+static void rwlock_phase(void)
+{
+    set_phase("shared rwlock: readers wait for another process's writer");
+    atomic_store(&g_sh->child_stage, 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        CHECK_RC(pthread_rwlock_wrlock(&g_sh->rw), 0);
+        atomic_store(&g_sh->child_stage, 1);
+        sleep_ms(300);
+        CHECK_RC(pthread_rwlock_unlock(&g_sh->rw), 0);
+        CHECK_RC(pthread_rwlock_rdlock(&g_sh->rw), 0);
+        atomic_store(&g_sh->child_stage, 2);
+        sleep_ms(300);
+        CHECK_RC(pthread_rwlock_unlock(&g_sh->rw), 0);
+        _exit(0);
+    }
+    while (atomic_load(&g_sh->child_stage) != 1) sleep_ms(1);
+    long ticks = ticker_ticks();
+    pthread_t r[2];
+    for (int i = 0; i < 2; ++i) r[i] = spawn(rw_reader, NULL);
+    for (int i = 0; i < 2; ++i) join_within(r[i], 5000, "shared rwlock reader");
+    ticker_expect(ticks, 20, "readers waiting for a shared rwlock");
+
+    set_phase("shared rwlock: a writer waits for another process's reader");
+    while (atomic_load(&g_sh->child_stage) != 2) sleep_ms(1);
+    ticks = ticker_ticks();
+    join_within(spawn(rw_timed_writer, NULL), 5000, "timed writer");
+    ticker_expect(ticks, 20, "a writer timing out on a shared rwlock");
+    join_within(spawn(rw_writer, NULL), 5000, "shared rwlock writer");
+    CHECK_EQ(wait_child(pid), 0);
+}
+
 /* ---- semaphores ---- */
 
 static atomic_int g_hits;
@@ -335,6 +402,11 @@ int main(void)
     CHECK_RC(pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED), 0);
     CHECK_RC(pthread_barrier_init(&g_sh->barrier, &ba, 4), 0);
     pthread_barrierattr_destroy(&ba);
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    CHECK_RC(pthread_rwlockattr_setpshared(&ra, PTHREAD_PROCESS_SHARED), 0);
+    CHECK_RC(pthread_rwlock_init(&g_sh->rw, &ra), 0);
+    pthread_rwlockattr_destroy(&ra);
     CHECK(sem_init(&g_sh->to_parent, 1, 0) == 0, "sem_init");
     CHECK(sem_init(&g_sh->to_child, 1, 0) == 0, "sem_init");
     CHECK(sem_init(&g_sh->never, 1, 0) == 0, "sem_init");
@@ -344,6 +416,7 @@ int main(void)
     set_phase("error checking across processes");
     join_within(spawn(check_holder, NULL), 10000, "check_holder");
     cond_phase();
+    rwlock_phase();
     semaphore_phase();
     named_phase();
 
