@@ -33,6 +33,8 @@
 
 #include "../runtime/config.h"
 #include "../runtime/futex.h"
+#include "../runtime/hub.h"
+#include "../runtime/pool.h"
 #include "next.h"
 
 using namespace greenld;
@@ -107,6 +109,13 @@ GREENLD_EXPORT int pthread_barrier_destroy(pthread_barrier_t* b) {
 }
 
 GREENLD_EXPORT int pthread_barrier_wait(pthread_barrier_t* b) {
-    if (glibc_owned(b)) return next_barrier_wait(b);
+    // A process-shared barrier is glibc's (other processes may use its
+    // layout directly): a fiber's wait on it runs on the blocking-call pool
+    // while the fiber parks.
+    if (glibc_owned(b)) {
+        if (Hub::current_fiber() && words(b)->futex_flag == kGlibcSharedFlag)
+            return offload(JobKind::rendezvous, [&] { return next_barrier_wait(b); });
+        return next_barrier_wait(b);
+    }
     return wait(words(b));
 }

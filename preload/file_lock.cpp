@@ -32,7 +32,7 @@ bool lock_busy(int err) { return err == EWOULDBLOCK || err == EAGAIN || err == E
 // try_now() never waits; wait() is the call that does. Returns as the
 // native call would.
 template <typename Try, typename Wait>
-int try_then_wait(Try try_now, Wait wait) {
+int try_then_wait(bool cancellation_point, Try try_now, Wait wait) {
     const int saved = errno;
     int r = try_now();
     if (r == 0) {
@@ -41,7 +41,7 @@ int try_then_wait(Try try_now, Wait wait) {
     }
     if (!lock_busy(errno)) return r;
     errno = saved;
-    return offload(JobKind::rendezvous, wait);
+    return offload_interruptible(cancellation_point, wait);
 }
 
 }  // namespace
@@ -49,22 +49,22 @@ int try_then_wait(Try try_now, Wait wait) {
 int greenld::fcntl_lock_wait(int fd, int cmd, void* lock) {
     if (!fiber_must_not_block()) return next_fcntl(fd, cmd, lock);
     const int try_cmd = cmd == F_OFD_SETLKW ? F_OFD_SETLK : F_SETLK;
-    return try_then_wait([&] { return next_fcntl(fd, try_cmd, lock); },
+    return try_then_wait(true, [&] { return next_fcntl(fd, try_cmd, lock); },
                          [&] { return next_fcntl(fd, cmd, lock); });
 }
 
 GREENLD_EXPORT int flock(int fd, int op) {
     if ((op & LOCK_NB) || (op & LOCK_UN) || !fiber_must_not_block()) return next_flock(fd, op);
-    return try_then_wait([&] { return next_flock(fd, op | LOCK_NB); }, [&] { return next_flock(fd, op); });
+    return try_then_wait(false, [&] { return next_flock(fd, op | LOCK_NB); }, [&] { return next_flock(fd, op); });
 }
 
 GREENLD_EXPORT int lockf(int fd, int cmd, off_t len) {
     if (cmd != F_LOCK || !fiber_must_not_block()) return next_lockf(fd, cmd, len);
-    return try_then_wait([&] { return next_lockf(fd, F_TLOCK, len); }, [&] { return next_lockf(fd, F_LOCK, len); });
+    return try_then_wait(true, [&] { return next_lockf(fd, F_TLOCK, len); }, [&] { return next_lockf(fd, F_LOCK, len); });
 }
 
 GREENLD_EXPORT int lockf64(int fd, int cmd, off64_t len) {
     if (cmd != F_LOCK || !fiber_must_not_block()) return next_lockf64(fd, cmd, len);
-    return try_then_wait([&] { return next_lockf64(fd, F_TLOCK, len); },
+    return try_then_wait(true, [&] { return next_lockf64(fd, F_TLOCK, len); },
                          [&] { return next_lockf64(fd, F_LOCK, len); });
 }

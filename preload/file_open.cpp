@@ -65,7 +65,7 @@ int open_cooperatively(int dirfd, const char* path, int flags, Call call) {
                         at_flags) == 0)
             kind = kind_of(st.st_mode);
     }
-    int fd = kind == FdKind::pipe ? offload(JobKind::rendezvous, call) : call();
+    int fd = kind == FdKind::pipe ? offload_interruptible(true, call) : call();
     if (fd >= 0) FdTable::get().reset(fd, kind, (flags & O_NONBLOCK) != 0, true);
     return fd;
 }

@@ -1,7 +1,9 @@
 // syscall() from the program. SYS_futex: std::atomic::wait, std::future,
 // Rust's and hand-written locks call the kernel futex through libc's
 // syscall(); a fiber must not sleep in the kernel (its hub would stop), so
-// its waits go to the fiber futex. SYS_gettid answers as gettid() does.
+// its waits go to the fiber futex. SYS_gettid answers as gettid() does;
+// SYS_tgkill, SYS_tkill and SYS_rt_tgsigqueueinfo naming a fiber's id go
+// to that fiber (signal_send.cpp).
 // Every other number goes to libc's syscall() unchanged, which sets errno
 // as it always does.
 //
@@ -47,6 +49,7 @@
 #include "../runtime/hub.h"
 #include "../runtime/native.h"
 #include "next.h"
+#include "signal_send.h"
 
 using namespace greenld;
 
@@ -241,6 +244,12 @@ GREENLD_EXPORT long syscall(long number, ...) {
     // A converted thread's id is its fiber's (gettid(), thread.cpp): the
     // raw system call must agree with the libc function.
     if (number == SYS_gettid && Hub::current_fiber()) return ::gettid();
+    // ... and a signal sent to that id must reach the fiber (signal_send.cpp).
+    if (number == SYS_tgkill || number == SYS_tkill || number == SYS_rt_tgsigqueueinfo) {
+        bool handled = false;
+        long r = signal_send::thread_signal_syscall(number, a1, a2, a3, a4, &handled);
+        if (handled) return r;
+    }
     if (number != SYS_futex || !config::patched(config::kPatchThread))
         return next_syscall(number, a1, a2, a3, a4, a5, a6);
     FutexCall c{reinterpret_cast<uint32_t*>(a1), int(a2), uint32_t(a3), reinterpret_cast<const timespec*>(a4),

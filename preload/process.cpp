@@ -16,6 +16,7 @@
 
 #include "../runtime/fd_table.h"
 #include "../runtime/native.h"
+#include "../runtime/signals.h"
 #include "next.h"
 
 using namespace greenld;
@@ -45,14 +46,29 @@ void set_inherited_blocking(bool blocking) {
 }
 
 // Runs an exec; if it fails, this process goes on and needs its listeners
-// non-blocking again.
+// non-blocking again. From a fiber the new program starts with the fiber's
+// signal mask and pending signals, not its hub thread's (signals.h).
 template <typename Exec>
 int exec_with_blocking_fds(Exec exec) {
     set_inherited_blocking(true);
+    const signals::ChildMask cm = signals::child_mask_begin(true);
     int r = exec();
     int e = errno;
+    signals::child_mask_end(cm);
     set_inherited_blocking(false);
     errno = e;
+    return r;
+}
+
+// posix_spawn's child starts with the caller's mask unless the attributes
+// set one: from a fiber, the fiber's.
+template <typename Spawn>
+int spawn_with_blocking_fds(Spawn spawn) {
+    set_inherited_blocking(true);
+    const signals::ChildMask cm = signals::child_mask_begin(false);
+    int r = spawn();
+    signals::child_mask_end(cm);
+    set_inherited_blocking(false);
     return r;
 }
 
@@ -115,16 +131,10 @@ GREENLD_EXPORT int execle(const char* path, const char* arg, ...) {
 // so the parent can take its non-blocking listeners back right after.
 GREENLD_EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_actions_t* actions,
                                const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
-    set_inherited_blocking(true);
-    int r = next_posix_spawn(pid, path, actions, attr, argv, envp);
-    set_inherited_blocking(false);
-    return r;
+    return spawn_with_blocking_fds([&] { return next_posix_spawn(pid, path, actions, attr, argv, envp); });
 }
 
 GREENLD_EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_actions_t* actions,
                                 const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
-    set_inherited_blocking(true);
-    int r = next_posix_spawnp(pid, file, actions, attr, argv, envp);
-    set_inherited_blocking(false);
-    return r;
+    return spawn_with_blocking_fds([&] { return next_posix_spawnp(pid, file, actions, attr, argv, envp); });
 }

@@ -26,9 +26,11 @@
 // sequence if someone waits. All of it is seq_cst, so either the releaser sees
 // the count or the waiter's re-check sees the release.
 //
-// Process-shared locks stay glibc's: another process cannot reach our futex
-// (they block the hub's OS thread while they wait).
+// Process-shared locks keep glibc's code and layout (another process may
+// use them directly, and cannot reach our futex); a fiber that must wait
+// for one waits on the blocking-call pool (shared_lock below).
 #include <pthread.h>
+#include <sys/syscall.h>
 
 #include <atomic>
 #include <cerrno>
@@ -39,6 +41,9 @@
 
 #include "../runtime/config.h"
 #include "../runtime/futex.h"
+#include "../runtime/hub.h"
+#include "../runtime/native.h"
+#include "../runtime/pool.h"
 #include "cooperative.h"
 #include "next.h"
 
@@ -211,6 +216,42 @@ int timed_write_lock(pthread_rwlock_t* l, clockid_t clock, const timespec* absti
     return write_lock(v, Deadline::from_abs(clock, *abstime));
 }
 
+// ---- process-shared locks: glibc's, with the waits on the pool ----
+//
+// A fiber tries in place first; a lock it must wait for is taken by glibc on
+// a pool thread while the fiber parks. glibc records the writer by OS thread
+// id (__cur_writer, which its unlock compares with the caller's to tell a
+// write unlock from a read unlock), so once a pool thread has the write
+// lock the record moves to the fiber's hub thread, where the fiber will
+// unlock. Which fiber of which process holds it for writing, for EDEADLK,
+// is kept in __pad3/__pad4, which glibc does not use.
+
+bool shared_for_fiber(const pthread_rwlock_t* l) {
+    return l->__data.__shared != 0 && config::patched(config::kPatchThread) && Hub::current_fiber();
+}
+
+unsigned this_pid() { return unsigned(native::sys(SYS_getpid)); }
+
+bool shared_writer_is_caller(const pthread_rwlock_t* l) {
+    return __atomic_load_n(&l->__data.__pad3, __ATOMIC_RELAXED) == unsigned(lock_owner_id()) &&
+           __atomic_load_n(&l->__data.__pad4, __ATOMIC_RELAXED) == this_pid();
+}
+
+void record_shared_writer(pthread_rwlock_t* l) {
+    __atomic_store_n(&l->__data.__cur_writer, native::gettid(), __ATOMIC_RELAXED);
+    __atomic_store_n(&l->__data.__pad4, this_pid(), __ATOMIC_RELAXED);
+    __atomic_store_n(&l->__data.__pad3, unsigned(lock_owner_id()), __ATOMIC_RELAXED);
+}
+
+template <typename Try, typename Wait>
+int shared_lock(pthread_rwlock_t* l, bool write, Try try_now, Wait wait) {
+    if (shared_writer_is_caller(l)) return EDEADLK;
+    int rc = try_now();
+    if (rc == EBUSY) rc = offload(JobKind::rendezvous, wait);
+    if (rc == 0 && write) record_shared_writer(l);
+    return rc;
+}
+
 }  // namespace
 
 GREENLD_EXPORT int pthread_rwlock_init(pthread_rwlock_t* l, const pthread_rwlockattr_t* attr) {
@@ -231,6 +272,8 @@ GREENLD_EXPORT int pthread_rwlock_destroy(pthread_rwlock_t* l) {
 }
 
 GREENLD_EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t* l) {
+    if (shared_for_fiber(l))
+        return shared_lock(l, false, [&] { return next_rwlock_tryrdlock(l); }, [&] { return next_rwlock_rdlock(l); });
     if (glibc_owned(l)) return next_rwlock_rdlock(l);
     RwlockView v = view(l);
     if (held_for_writing_by_caller(v)) return EDEADLK;
@@ -243,16 +286,24 @@ GREENLD_EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t* l) {
 }
 
 GREENLD_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t clock, const timespec* abstime) {
+    if (shared_for_fiber(l))
+        return shared_lock(l, false, [&] { return next_rwlock_tryrdlock(l); },
+                           [&] { return next_rwlock_clockrdlock(l, clock, abstime); });
     if (glibc_owned(l)) return next_rwlock_clockrdlock(l, clock, abstime);
     return timed_read_lock(l, clock, abstime);
 }
 
 GREENLD_EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const timespec* abstime) {
+    if (shared_for_fiber(l))
+        return shared_lock(l, false, [&] { return next_rwlock_tryrdlock(l); },
+                           [&] { return next_rwlock_timedrdlock(l, abstime); });
     if (glibc_owned(l)) return next_rwlock_timedrdlock(l, abstime);
     return timed_read_lock(l, CLOCK_REALTIME, abstime);
 }
 
 GREENLD_EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t* l) {
+    if (shared_for_fiber(l))
+        return shared_lock(l, true, [&] { return next_rwlock_trywrlock(l); }, [&] { return next_rwlock_wrlock(l); });
     if (glibc_owned(l)) return next_rwlock_wrlock(l);
     RwlockView v = view(l);
     if (held_for_writing_by_caller(v)) return EDEADLK;
@@ -260,6 +311,11 @@ GREENLD_EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t* l) {
 }
 
 GREENLD_EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t* l) {
+    if (shared_for_fiber(l)) {
+        const int rc = next_rwlock_trywrlock(l);
+        if (rc == 0) record_shared_writer(l);
+        return rc;
+    }
     if (glibc_owned(l)) return next_rwlock_trywrlock(l);
     RwlockView v = view(l);
     if (!try_write(v)) return EBUSY;
@@ -268,16 +324,26 @@ GREENLD_EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t* l) {
 }
 
 GREENLD_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t clock, const timespec* abstime) {
+    if (shared_for_fiber(l))
+        return shared_lock(l, true, [&] { return next_rwlock_trywrlock(l); },
+                           [&] { return next_rwlock_clockwrlock(l, clock, abstime); });
     if (glibc_owned(l)) return next_rwlock_clockwrlock(l, clock, abstime);
     return timed_write_lock(l, clock, abstime);
 }
 
 GREENLD_EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const timespec* abstime) {
+    if (shared_for_fiber(l))
+        return shared_lock(l, true, [&] { return next_rwlock_trywrlock(l); },
+                           [&] { return next_rwlock_timedwrlock(l, abstime); });
     if (glibc_owned(l)) return next_rwlock_timedwrlock(l, abstime);
     return timed_write_lock(l, CLOCK_REALTIME, abstime);
 }
 
 GREENLD_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t* l) {
+    if (shared_for_fiber(l) && shared_writer_is_caller(l)) {
+        __atomic_store_n(&l->__data.__pad3, 0u, __ATOMIC_RELAXED);
+        __atomic_store_n(&l->__data.__pad4, 0u, __ATOMIC_RELAXED);
+    }
     if (glibc_owned(l)) return next_rwlock_unlock(l);
     return unlock(view(l));
 }

@@ -1,4 +1,4 @@
-// Unnamed POSIX semaphores on the fiber futex.
+// POSIX semaphores, unnamed and named, parking only the calling fiber.
 //
 // The object keeps glibc 2.36's x86_64 layout (struct new_sem in the 32-byte
 // sem_t), field for field:
@@ -11,10 +11,15 @@
 //
 // glibc's `private` is the flag it XORs into its futex calls, so the shared
 // value is the one with the bit: sem_init(pshared=1) and every sem_open
-// semaphore store 128. Such semaphores are glibc's (another process cannot
-// reach our futex, and named ones are initialised inside sem_open, which we
-// leave alone). Everything else is ours, including a private semaphore glibc
-// initialised: the value and waiter words mean the same to both.
+// semaphore store 128. glibc's algorithm is kept (count yourself as a
+// waiter, re-check, sleep on the value word while it is 0; post adds to the
+// value, then wakes one if anyone counted), so a semaphore is shared with
+// glibc code freely. Only where waiters sleep differs:
+//  - a private semaphore: on the fiber futex (runtime/futex.h);
+//  - a shared one: on the kernel futex, since its poster may be another
+//    process's glibc (runtime/shared_futex.h: a fiber's kernel wait runs on
+//    the blocking-call pool while it parks). sem_open, sem_close and
+//    sem_unlink stay glibc's: they do not wait.
 //
 // Versions: x86_64 glibc exports sem_init, sem_wait... at GLIBC_2.2.5 and,
 // since the libpthread merge, GLIBC_2.34 (sem_clockwait at 2.30 and 2.34).
@@ -32,6 +37,7 @@
 
 #include "../runtime/config.h"
 #include "../runtime/futex.h"
+#include "../runtime/shared_futex.h"
 #include "../runtime/signals.h"
 #include "cancel.h"
 #include "next.h"
@@ -61,7 +67,9 @@ static_assert(sizeof(SemaphoreWords) <= sizeof(sem_t));
 
 SemaphoreWords* words(sem_t* s) { return reinterpret_cast<SemaphoreWords*>(s); }
 
-bool glibc_owned(sem_t* s) { return words(s)->futex_flag == kGlibcSharedFlag || !config::patched(config::kPatchThread); }
+bool glibc_owned(sem_t*) { return !config::patched(config::kPatchThread); }
+
+bool shared(const SemaphoreWords* w) { return w->futex_flag == kGlibcSharedFlag; }
 
 int fail(int error) {
     errno = error;
@@ -84,7 +92,7 @@ int take(SemaphoreWords* w, Deadline deadline) {
     int rc = 0;
     w->waiters.fetch_add(1);
     while (!try_take(w)) {
-        const int r = futex_wait(&w->value, 0, deadline);
+        const int r = shared(w) ? shared_futex_wait(&w->value, 0, deadline) : futex_wait(&w->value, 0, deadline);
         if (r == ETIMEDOUT || (r == EINTR && (cancel_interrupted() || !signals::restarts(deadline)))) {
             rc = r;
             break;
@@ -107,12 +115,12 @@ int timed_take(sem_t* s, clockid_t clock, const timespec* abstime) {
 }  // namespace
 
 GREENLD_EXPORT int sem_init(sem_t* s, int pshared, unsigned value) {
-    if (pshared || !config::patched(config::kPatchThread)) return next_sem_init(s, pshared, value);
+    if (!config::patched(config::kPatchThread)) return next_sem_init(s, pshared, value);
     if (value > SEM_VALUE_MAX) return fail(EINVAL);
     SemaphoreWords* w = words(s);
     w->value.store(value, std::memory_order_relaxed);
     w->waiters.store(0, std::memory_order_relaxed);
-    w->futex_flag = 0;
+    w->futex_flag = pshared ? kGlibcSharedFlag : 0;
     return 0;
 }
 
@@ -154,7 +162,12 @@ GREENLD_EXPORT int sem_post(sem_t* s) {
     } while (!w->value.compare_exchange_weak(v, v + 1));
     // One waiter: the token is one, and a woken waiter that loses it to a
     // barging sem_trywait sleeps again without losing anyone's wake.
-    if (w->waiters.load() != 0) futex_wake(&w->value, 1);
+    if (w->waiters.load() != 0) {
+        if (shared(w))
+            shared_futex_wake(&w->value, 1);
+        else
+            futex_wake(&w->value, 1);
+    }
     return 0;
 }
 

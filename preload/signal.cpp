@@ -8,9 +8,9 @@
 //   SIG_DFL and SIG_IGN go to the kernel untouched.
 // - pthread_sigmask/sigprocmask (and sighold/sigrelse) in a fiber change
 //   only that fiber's mask; new threads inherit their creator's.
-// - pthread_kill/raise aimed at a fiber run its handler in that fiber.
-// - sigwait, sigwaitinfo, sigtimedwait, sigsuspend, pause park only the
-//   calling fiber; sigpending reports the fiber's view.
+// - pthread_kill/raise/tgkill aimed at a fiber: signal_send.cpp.
+// - sigwait, sigwaitinfo, sigtimedwait, sigsuspend, pause, sigpause park
+//   only the calling fiber; sigpending reports the fiber's view.
 // Outside a fiber every call is glibc's (only the disposition is recorded),
 // so the native main thread behaves exactly as without the shim.
 #include <pthread.h>
@@ -22,7 +22,9 @@
 #include "../runtime/config.h"
 #include "../runtime/hub.h"
 #include "../runtime/signals.h"
+#include "../runtime/native.h"
 #include "next.h"
+#include "offload.h"
 
 using namespace greenld;
 using signals::Mask;
@@ -45,11 +47,12 @@ next::Symbol<int(int)> next_sigrelse{"sigrelse"};
 next::Symbol<decltype(::sigpending)> next_sigpending{"sigpending"};
 next::Symbol<decltype(::sigsuspend)> next_sigsuspend{"sigsuspend"};
 next::Symbol<decltype(::pause)> next_pause{"pause"};
+next::Symbol<int(int, int)> next___sigpause{"__sigpause"};
+next::Symbol<int(int)> next_sigpause{"sigpause"};
+next::Symbol<int(int)> next___xpg_sigpause{"__xpg_sigpause"};
 next::Symbol<decltype(::sigwait)> next_sigwait{"sigwait"};
 next::Symbol<decltype(::sigwaitinfo)> next_sigwaitinfo{"sigwaitinfo"};
 next::Symbol<decltype(::sigtimedwait)> next_sigtimedwait{"sigtimedwait"};
-next::Symbol<decltype(::raise)> next_raise{"raise"};
-next::Symbol<decltype(::pthread_kill)> next_pthread_kill{"pthread_kill"};
 
 // GREENLD_PATCH without "signal" (or without "thread": no fibers): glibc.
 // So too in a vfork child, whose dispositions and mask are its own but
@@ -165,7 +168,10 @@ GREENLD_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigact
         a.handler = reinterpret_cast<void*>(act->sa_handler);
         a.mask = mask_of(&act->sa_mask);
         a.flags = act->sa_flags;
-        if (act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN) {
+        // kPoolKick keeps the trampoline under SIG_DFL (it then acts as the
+        // default would), so that pool calls stay interruptible.
+        const bool kick_default = sig == signals::kPoolKick && act->sa_handler == SIG_DFL && signals::pool_kick_ready();
+        if ((act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN) || kick_default) {
             // SA_RESETHAND is applied by the trampoline's caller when the
             // handler really runs (it may run later, in another fiber).
             kernel_act = *act;
@@ -237,6 +243,29 @@ GREENLD_EXPORT int sigignore(int sig) {
         return -1;
     }
     return install(sig, SIG_IGN, 0, 0) == SIG_ERR ? -1 : 0;
+}
+
+// The kernel disposition that lets the pool interrupt a call (offload.h):
+// the trampoline for signals::kPoolKick, if the program left it SIG_DFL.
+// The program still sees SIG_DFL, and a kPoolKick sent to it acts so.
+// False if it cannot be (the program ignores or catches the signal).
+bool greenld::ensure_pool_kick() {
+    if (signals::pool_kick_ready()) return true;
+    if (!dispositions_patched()) return false;
+    static native::Mutex lock;
+    native::LockGuard g(lock);
+    if (signals::pool_kick_ready()) return true;
+    signals::prepare();
+    struct sigaction cur;
+    if (next_sigaction(signals::kPoolKick, nullptr, &cur) != 0 || cur.sa_handler != SIG_DFL) return false;
+    struct sigaction act;
+    memset(&act, 0, sizeof act);
+    act.sa_sigaction = reinterpret_cast<void (*)(int, siginfo_t*, void*)>(signals::trampoline());
+    act.sa_flags = SA_SIGINFO;  // never SA_RESTART: the kick must interrupt
+    sigemptyset(&act.sa_mask);
+    if (next_sigaction(signals::kPoolKick, &act, nullptr) != 0) return false;
+    signals::set_pool_kick_installed();
+    return true;
 }
 
 // ---------------------------------------------------------------- masks
@@ -321,6 +350,48 @@ GREENLD_EXPORT int pause() {
     return -1;
 }
 
+// sigpause, as glibc's do_sigpause: X/Open (is_sig) suspends with the
+// caller's mask minus `sig`; BSD with the mask given as an int (signals
+// 1..32). glibc calls its internal sigsuspend, so each is wrapped.
+static int sigpause_fiber(Fiber* f, int sig_or_mask, bool is_sig) {
+    Mask m;
+    if (is_sig) {
+        if (sig_or_mask < 1 || sig_or_mask >= NSIG) {
+            errno = EINVAL;
+            return -1;
+        }
+        m = f->sig.blocked & ~signals::bit(sig_or_mask);
+    } else {
+        m = Mask(unsigned(sig_or_mask));
+    }
+    signals::suspend(m);
+    errno = EINTR;
+    return -1;
+}
+
+extern "C" int __sigpause(int sig_or_mask, int is_sig);
+GREENLD_EXPORT int __sigpause(int sig_or_mask, int is_sig) {
+    Fiber* f = fiber();
+    if (!f) return next___sigpause(sig_or_mask, is_sig);
+    return sigpause_fiber(f, sig_or_mask, is_sig != 0);
+}
+
+// <signal.h> renames sigpause to __xpg_sigpause under _GNU_SOURCE: the BSD
+// symbol is defined under its own name.
+extern "C" int greenld_bsd_sigpause(int mask) __asm__("sigpause");
+GREENLD_EXPORT int greenld_bsd_sigpause(int mask) {
+    Fiber* f = fiber();
+    if (!f) return next_sigpause(mask);
+    return sigpause_fiber(f, mask, false);
+}
+
+extern "C" int __xpg_sigpause(int sig);
+GREENLD_EXPORT int __xpg_sigpause(int sig) {
+    Fiber* f = fiber();
+    if (!f) return next___xpg_sigpause(sig);
+    return sigpause_fiber(f, sig, true);
+}
+
 GREENLD_EXPORT int sigwait(const sigset_t* set, int* sig) {
     if (!fiber()) return next_sigwait(set, sig);
     // glibc's sigwait goes on after a handler ran: it never fails with EINTR.
@@ -349,26 +420,4 @@ GREENLD_EXPORT int sigtimedwait(const sigset_t* set, siginfo_t* info, const time
         d = Deadline::after_ns(int64_t(timeout->tv_sec) * 1000000000 + timeout->tv_nsec);
     }
     return wait_result(signals::wait_for(mask_of(set), info, d), info);
-}
-
-// ---------------------------------------------------------------- sending
-
-GREENLD_EXPORT int pthread_kill(pthread_t t, int sig) {
-    Fiber* f = Fiber::from_handle(reinterpret_cast<void*>(t));
-    if (!f) return next_pthread_kill(t, sig);
-    if (sig < 0 || sig >= NSIG) return EINVAL;
-    if (f->exited.load(std::memory_order_acquire) || f->state.load() == FiberState::dead) return ESRCH;
-    if (sig == 0) return 0;
-    if (!patched()) return next_pthread_kill(f->hub->native_handle(), sig);
-    return signals::send_to_fiber(f, sig);
-}
-
-GREENLD_EXPORT int raise(int sig) {
-    Fiber* f = fiber();
-    if (!f) return next_raise(sig);
-    if (int rc = pthread_kill(reinterpret_cast<pthread_t>(f), sig)) {
-        errno = rc;
-        return -1;
-    }
-    return 0;
 }

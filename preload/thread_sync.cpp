@@ -5,10 +5,22 @@
 // INITIALIZER_NP...) write __kind, which we read. Mutex: __lock is the futex
 // word (0 free, 1 locked, 2 locked with waiters), __owner the owner id (a
 // fiber id or a native tid), __count the recursion depth.
-// Process-shared, robust and priority-protocol objects are left to glibc:
-// they must work with other processes and the kernel, which our futex
-// cannot reach (they block the hub's OS thread while they wait).
+// Process-shared mutexes keep glibc's protocol on __lock (0 free, 1 locked,
+// 2 locked with waiters; the unlocker that swaps a 2 out wakes one), so a
+// process using glibc directly can share them; their waiters sleep on the
+// kernel futex (runtime/shared_futex.h) since the unlocker may be another
+// process. Their __owner is a thread id only within one process, so the
+// owner's pid is kept next to it (in __list, unused by non-robust mutexes)
+// for the recursive and error-checking tests.
+// Robust process-private mutexes are ours too (robust_mutex.h: a fiber that
+// ends holding one leaves it "owner died").
+// Robust process-shared and priority-protocol mutexes, and process-shared
+// condition variables, are left to glibc: they must work with the kernel's
+// robust lists and PI futexes, or with glibc's condvar layout in other
+// processes (they block the hub's OS thread while they wait, except a
+// condition variable's wait with a process-shared mutex: glibc_cond_wait).
 #include <pthread.h>
+#include <sys/syscall.h>
 
 #include <atomic>
 #include <cerrno>
@@ -19,9 +31,12 @@
 #include "../runtime/futex.h"
 #include "../runtime/hub.h"
 #include "../runtime/native.h"
+#include "../runtime/pool.h"
+#include "../runtime/shared_futex.h"
 #include "cooperative.h"
 #include "cancel.h"
 #include "next.h"
+#include "robust_mutex.h"
 
 using namespace greenld;
 
@@ -34,6 +49,7 @@ next::Symbol<decltype(::pthread_mutex_timedlock)> next_mutex_timedlock{"pthread_
 next::Symbol<decltype(::pthread_mutex_clocklock)> next_mutex_clocklock{"pthread_mutex_clocklock"};
 next::Symbol<decltype(::pthread_mutex_unlock)> next_mutex_unlock{"pthread_mutex_unlock"};
 next::Symbol<decltype(::pthread_mutex_destroy)> next_mutex_destroy{"pthread_mutex_destroy"};
+next::Symbol<decltype(::pthread_mutex_consistent)> next_mutex_consistent{"pthread_mutex_consistent"};
 next::Symbol<decltype(::pthread_cond_init)> next_cond_init{"pthread_cond_init"};
 next::Symbol<decltype(::pthread_cond_wait)> next_cond_wait{"pthread_cond_wait"};
 next::Symbol<decltype(::pthread_cond_timedwait)> next_cond_timedwait{"pthread_cond_timedwait"};
@@ -45,7 +61,7 @@ next::Symbol<decltype(::pthread_cond_destroy)> next_cond_destroy{"pthread_cond_d
 // glibc's __kind bits.
 constexpr int kTypeMask = 3;  // normal(timed) 0, recursive 1, errorcheck 2, adaptive 3
 constexpr int kRobust = 16, kPrioInherit = 32, kPrioProtect = 64, kPshared = 128;
-constexpr int kGlibcOnly = kRobust | kPrioInherit | kPrioProtect | kPshared;
+constexpr int kPriority = kPrioInherit | kPrioProtect;
 
 struct MutexView {
     std::atomic<uint32_t>* word;
@@ -61,12 +77,25 @@ MutexView view(pthread_mutex_t* m) {
 
 int self_id() { return lock_owner_id(); }
 
-int acquire(std::atomic<uint32_t>* word, Deadline deadline) {
+bool shared_mutex(const MutexView& v) { return v.kind & kPshared; }
+
+long this_pid() { return native::sys(SYS_getpid); }
+
+// The owner's pid of a process-shared mutex (see the top of the file).
+long* owner_pid(pthread_mutex_t* m) { return reinterpret_cast<long*>(&m->__data.__list.__prev); }
+
+bool owned_by_me(pthread_mutex_t* m, const MutexView& v) {
+    if (__atomic_load_n(v.owner, __ATOMIC_RELAXED) != self_id()) return false;
+    return !shared_mutex(v) || __atomic_load_n(owner_pid(m), __ATOMIC_RELAXED) == this_pid();
+}
+
+int acquire(std::atomic<uint32_t>* word, Deadline deadline, bool shared = false) {
     uint32_t c = 0;
     if (word->compare_exchange_strong(c, 1, std::memory_order_acquire)) return 0;
     // Mark contended, then sleep until the holder's unlock wakes us.
     while (word->exchange(2, std::memory_order_acquire) != 0) {
-        if (futex_wait(word, 2, deadline) == ETIMEDOUT) {
+        const int rc = shared ? shared_futex_wait(word, 2, deadline) : futex_wait(word, 2, deadline);
+        if (rc == ETIMEDOUT) {
             c = 0;
             if (word->compare_exchange_strong(c, 2, std::memory_order_acquire)) return 0;
             return ETIMEDOUT;
@@ -75,12 +104,35 @@ int acquire(std::atomic<uint32_t>* word, Deadline deadline) {
     return 0;
 }
 
+// The lock is held: record who holds it.
+void set_owner(pthread_mutex_t* m, const MutexView& v) {
+    __atomic_store_n(v.owner, self_id(), __ATOMIC_RELAXED);
+    *v.count = 1;
+    if (shared_mutex(v)) {
+        const int type = v.kind & kTypeMask;
+        if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK)
+            __atomic_store_n(owner_pid(m), this_pid(), __ATOMIC_RELAXED);
+        ++m->__data.__nusers;  // as glibc counts, for its pthread_mutex_destroy
+    }
+}
+
+// Releases the lock word of a mutex we hold or just took.
+void release_word(const MutexView& v, int wake) {
+    const bool contended = v.word->exchange(0, std::memory_order_release) == 2;
+    if (!contended && wake == 1) return;
+    if (shared_mutex(v))
+        shared_futex_wake(v.word, wake);
+    else
+        futex_wake(v.word, wake);
+}
+
 int lock(pthread_mutex_t* m, Deadline deadline, bool try_only) {
     MutexView v = view(m);
     const int type = v.kind & kTypeMask;
-    const int me = self_id();
+    const bool robust = v.kind & kRobust;
+    if (robust && robust::state(m) == robust::kNotRecoverable) return ENOTRECOVERABLE;
     if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
-        if (__atomic_load_n(v.owner, __ATOMIC_RELAXED) == me) {
+        if (owned_by_me(m, v)) {
             if (type == PTHREAD_MUTEX_ERRORCHECK) return try_only ? EBUSY : EDEADLK;
             if (*v.count == UINT_MAX) return EAGAIN;
             ++*v.count;
@@ -90,24 +142,47 @@ int lock(pthread_mutex_t* m, Deadline deadline, bool try_only) {
     if (try_only) {
         uint32_t c = 0;
         if (!v.word->compare_exchange_strong(c, 1, std::memory_order_acquire)) return EBUSY;
-    } else if (int rc = acquire(v.word, deadline)) {
+    } else if (int rc = acquire(v.word, deadline, shared_mutex(v))) {
         return rc;
     }
-    __atomic_store_n(v.owner, me, __ATOMIC_RELAXED);
-    *v.count = 1;
+    if (robust) {
+        const robust::State st = robust::state(m);
+        if (st == robust::kNotRecoverable) {
+            // Made unrecoverable while we waited: everyone is told so.
+            release_word(v, INT_MAX);
+            return ENOTRECOVERABLE;
+        }
+        set_owner(m, v);
+        robust::link(m);
+        if (st == robust::kOwnerDied) return EOWNERDEAD;
+        return 0;
+    }
+    set_owner(m, v);
     return 0;
 }
 
 int unlock(pthread_mutex_t* m) {
     MutexView v = view(m);
     const int type = v.kind & kTypeMask;
-    if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
-        if (__atomic_load_n(v.owner, __ATOMIC_RELAXED) != self_id() || v.word->load() == 0) return EPERM;
+    const bool robust = v.kind & kRobust;
+    // A robust mutex checks its owner whatever its type, as glibc's does.
+    if (robust || type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
+        if (!owned_by_me(m, v) || v.word->load() == 0) return EPERM;
         if (type == PTHREAD_MUTEX_RECURSIVE && --*v.count != 0) return 0;
+    }
+    int wake = 1;
+    if (robust) {
+        robust::unlink(m);
+        // Unlocked without pthread_mutex_consistent after EOWNERDEAD.
+        if (robust::state(m) == robust::kOwnerDied) {
+            robust::set_state(m, robust::kNotRecoverable);
+            wake = INT_MAX;
+        }
     }
     __atomic_store_n(v.owner, 0, __ATOMIC_RELAXED);
     *v.count = 0;
-    if (v.word->exchange(0, std::memory_order_release) == 2) futex_wake(v.word, 1);
+    if (shared_mutex(v)) --m->__data.__nusers;
+    release_word(v, wake);
     return 0;
 }
 
@@ -116,7 +191,8 @@ bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->t
 // Objects glibc must handle: those shared with other processes or the
 // kernel, and all of them when GREENLD_PATCH leaves out "thread".
 bool glibc_mutex(const pthread_mutex_t* m) {
-    return (m->__data.__kind & kGlibcOnly) || !config::patched(config::kPatchThread);
+    const int kind = m->__data.__kind;
+    return (kind & kPriority) || ((kind & kRobust) && (kind & kPshared)) || !config::patched(config::kPatchThread);
 }
 
 // Condition variable: a sequence word at offset 0 (bumped by every signal),
@@ -151,12 +227,40 @@ int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Deadline deadline) {
     }
     int rc = futex_wait(v.seq, seq, deadline);
     v.waiters->fetch_sub(1, std::memory_order_relaxed);
-    // Relock whatever happened, as POSIX requires, even after a timeout.
-    MutexView mv = view(m);
-    acquire(mv.word, Deadline::never());
-    __atomic_store_n(mv.owner, self_id(), __ATOMIC_RELAXED);
-    *mv.count = 1;
+    // Relock whatever happened, as POSIX requires, even after a timeout. A
+    // robust mutex whose owner died meanwhile reports it (EOWNERDEAD, held).
+    const int lr = lock(m, Deadline::never(), false);
+    if (lr == EOWNERDEAD || lr == ENOTRECOVERABLE) return lr;
     return rc == ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
+// A process-shared condition variable is glibc's (its layout is shared with
+// other processes); its wait unlocks and relocks a mutex of ours with
+// glibc's own code (the same word protocol), which checks an error-checking
+// or recursive mutex's __owner against the calling OS thread's id: the
+// mutex is handed over under that id, and taken back. With a process-shared
+// mutex (kernel wakes, as glibc's) a fiber's whole wait runs on the
+// blocking-call pool while it parks: signal handlers run meanwhile and the
+// wait goes on, as glibc's does. Otherwise it blocks the hub's thread.
+template <typename Wait>
+int glibc_cond_wait(pthread_mutex_t* m, Wait wait) {
+    if (glibc_mutex(m)) return wait();
+    MutexView v = view(m);
+    const unsigned count = *v.count;
+    int rc;
+    if (shared_mutex(v) && Hub::current_fiber()) {
+        rc = offload(JobKind::rendezvous, [&] {
+            __atomic_store_n(v.owner, native::gettid(), __ATOMIC_RELAXED);
+            return wait();
+        });
+    } else {
+        __atomic_store_n(v.owner, native::gettid(), __ATOMIC_RELAXED);
+        rc = wait();
+    }
+    set_owner(m, v);
+    if (shared_mutex(v)) --m->__data.__nusers;  // set_owner counted a second lock
+    *v.count = count;
+    return rc;
 }
 
 int cond_wake(pthread_cond_t* c, int count) {
@@ -178,11 +282,12 @@ GREENLD_EXPORT int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexatt
         pthread_mutexattr_getpshared(attr, &shared);
         pthread_mutexattr_getprotocol(attr, &protocol);
     }
-    if (robust == PTHREAD_MUTEX_ROBUST || shared == PTHREAD_PROCESS_SHARED || protocol != PTHREAD_PRIO_NONE ||
-        !config::patched(config::kPatchThread))
+    const bool is_robust = robust == PTHREAD_MUTEX_ROBUST, is_shared = shared == PTHREAD_PROCESS_SHARED;
+    if ((is_robust && is_shared) || protocol != PTHREAD_PRIO_NONE || !config::patched(config::kPatchThread))
         return next_mutex_init(m, attr);
     memset(m, 0, sizeof *m);
-    m->__data.__kind = type & kTypeMask;
+    m->__data.__kind = (type & kTypeMask) | (is_shared ? kPshared : 0) | (is_robust ? kRobust : 0);
+    if (is_robust) robust::install();
     return 0;
 }
 
@@ -215,6 +320,16 @@ GREENLD_EXPORT int pthread_mutex_unlock(pthread_mutex_t* m) {
     return unlock(m);
 }
 
+GREENLD_EXPORT int pthread_mutex_consistent(pthread_mutex_t* m) {
+    if (glibc_mutex(m)) return next_mutex_consistent(m);
+    MutexView v = view(m);
+    // As glibc: EINVAL unless robust and inconsistent (it does not ask who
+    // holds it).
+    if (!(v.kind & kRobust) || robust::state(m) != robust::kOwnerDied) return EINVAL;
+    robust::set_state(m, robust::kConsistent);
+    return 0;
+}
+
 GREENLD_EXPORT int pthread_mutex_destroy(pthread_mutex_t* m) {
     if (glibc_mutex(m)) return next_mutex_destroy(m);
     return 0;
@@ -235,7 +350,7 @@ GREENLD_EXPORT int pthread_cond_init(pthread_cond_t* c, const pthread_condattr_t
 
 GREENLD_EXPORT int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
     CancelPoint cancel_point;
-    if (glibc_cond(c) || glibc_mutex(m)) return next_cond_wait(c, m);
+    if (glibc_cond(c) || glibc_mutex(m)) return glibc_cond_wait(m, [&] { return next_cond_wait(c, m); });
     return cond_wait(c, m, Deadline::never());
 }
 
@@ -243,7 +358,7 @@ GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m,
                                           const timespec* abstime) {
     CancelPoint cancel_point;
     if (glibc_cond(c) || glibc_mutex(m))
-        return next_cond_clockwait(c, m, clock, abstime);
+        return glibc_cond_wait(m, [&] { return next_cond_clockwait(c, m, clock, abstime); });
     if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || !valid_timespec(abstime)) return EINVAL;
     return cond_wait(c, m, Deadline::from_abs(clock, *abstime));
 }
@@ -251,7 +366,7 @@ GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m,
 GREENLD_EXPORT int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abstime) {
     CancelPoint cancel_point;
     if (glibc_cond(c) || glibc_mutex(m))
-        return next_cond_timedwait(c, m, abstime);
+        return glibc_cond_wait(m, [&] { return next_cond_timedwait(c, m, abstime); });
     const clockid_t clock = (c->__data.__wrefs & kCondMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
     if (!valid_timespec(abstime)) return EINVAL;
     return cond_wait(c, m, Deadline::from_abs(clock, *abstime));

@@ -109,7 +109,7 @@ pid_t wait_child(pid_t pid, int options, Call call) {
             if (park_on_pidfd(pidfd.fd(), poll_now, &result) == Outcome::done) return pid_t(result);
         }
     }
-    return offload(JobKind::rendezvous, [&] { return call(options); });
+    return offload_interruptible(true, [&] { return call(options); });
 }
 
 }  // namespace
@@ -158,5 +158,5 @@ GREENLD_EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t* info, int options
         PidFd pidfd{pid_t(id)};
         if (pidfd.fd() >= 0 && park_on_pidfd(pidfd.fd(), poll_now, &result) == Outcome::done) return int(result);
     }
-    return offload(JobKind::rendezvous, [&] { return next_waitid(idtype, id, info, options); });
+    return offload_interruptible(true, [&] { return next_waitid(idtype, id, info, options); });
 }

@@ -78,6 +78,10 @@ public:
     signals::FiberSignals sig;  // mask, pending signals, why a wait was interrupted
     cancel::FiberCancel cancel;  // pthread_cancel request, cancel state/type, cleanup buffers
     tsd::Table tsd;
+    // Robust mutexes the fiber holds, released as "owner died" if it ends
+    // holding them (preload/robust_mutex.cpp), as the kernel does for a
+    // thread's robust list.
+    void* robust_list = nullptr;
     char name[16] = {};
     uint64_t created_ns = 0;
 

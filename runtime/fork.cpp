@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "fiber_ids.h"
 #include "futex.h"
 #include "hub.h"
 #include "io.h"
@@ -21,6 +22,7 @@ namespace {
 void prepare() {
     futex_lock_for_fork();
     Runtime::get().lock_for_fork();
+    fiber_ids::lock_for_fork();
     stack_lock_for_fork();
     io_lock_for_fork();
     resolver::lock_for_fork();
@@ -32,6 +34,7 @@ void parent() {
     resolver::unlock_after_fork(false);
     io_unlock_after_fork(false);
     stack_unlock_after_fork(false);
+    fiber_ids::unlock_after_fork(false);
     Runtime::get().unlock_after_fork();
     futex_unlock_after_fork(false);
 }
@@ -41,6 +44,7 @@ void child() {
     resolver::unlock_after_fork(true);
     io_unlock_after_fork(true);
     stack_unlock_after_fork(true);
+    fiber_ids::unlock_after_fork(true);
     Runtime::get().unlock_after_fork();
     futex_unlock_after_fork(true);
     signals::reset_in_child(Hub::current_fiber());

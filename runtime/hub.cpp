@@ -11,6 +11,7 @@
 #include "cancel.h"
 #include "config.h"
 #include "diag.h"
+#include "fiber_ids.h"
 #include "futex.h"
 #include "io.h"
 #include "sanitizer.h"
@@ -186,10 +187,18 @@ void Hub::yield() {
     signals::deliver_pending(self);
 }
 
+namespace {
+std::atomic<void (*)(Fiber*)> g_exit_hook{nullptr};
+}
+
+void Hub::set_exit_hook(void (*hook)(Fiber*)) { g_exit_hook.store(hook, std::memory_order_release); }
+
 void Hub::exit_current() {
     Fiber* self = t_fiber;
     self->tsd.run_destructors();
+    if (auto hook = g_exit_hook.load(std::memory_order_acquire)) hook(self);
     signals::fiber_exiting(self);
+    fiber_ids::remove(self);
     self->state.store(FiberState::dead, std::memory_order_release);
     fibers_alive.fetch_sub(1, std::memory_order_relaxed);
     if (Runtime::get().program_threads.fetch_sub(1, std::memory_order_acq_rel) == 1) exit(0);
@@ -378,6 +387,7 @@ int Runtime::spawn(void* (*start)(void*), void* arg, const FiberOptions& opts, F
     f->hub->fibers_alive.fetch_add(1, std::memory_order_relaxed);
     program_threads.fetch_add(1, std::memory_order_relaxed);
     fibers_created.fetch_add(1, std::memory_order_relaxed);
+    fiber_ids::add(f);
     *out = f;
     f->state.store(FiberState::runnable, std::memory_order_release);
     if (f->hub == Hub::current())

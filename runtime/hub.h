@@ -54,6 +54,9 @@ public:
     WakeReason park_prepared(Deadline deadline);
     void yield();
     [[noreturn]] void exit_current();
+    // Called on the hub for every fiber that ends, after its key
+    // destructors (robust mutexes it still holds: preload/robust_mutex.cpp).
+    static void set_exit_hook(void (*hook)(Fiber*));
 
     // --- called from any thread ---
     // Makes `f` runnable if it is parked; returns false if it was not (the

@@ -8,6 +8,9 @@
 
 #include "config.h"
 #include "diag.h"
+#include "signals.h"
+
+#include <ucontext.h>
 
 namespace greenld {
 
@@ -25,9 +28,29 @@ namespace {
 // blocking it would hang them). Kernel sigset layout: bit n-1 is signal n.
 constexpr uint64_t kPoolSignalMask = ~uint64_t(0) & ~(uint64_t(1) << 31) & ~(uint64_t(1) << 32);
 
+thread_local bool t_pool_thread = false;
+thread_local bool t_kickable = false;
+
+void set_kick_blocked(bool blocked) {
+    const uint64_t kick = uint64_t(1) << (signals::kPoolKick - 1);
+    native::sys(SYS_rt_sigprocmask, blocked ? SIG_BLOCK : SIG_UNBLOCK, reinterpret_cast<long>(&kick), 0, 8);
+}
+
 void run_job(PoolJob* job) {
     errno = job->error;  // a call that succeeds leaves the caller's errno alone
-    job->run(job);
+    if (job->kickable) {
+        job->runner_tid.store(native::gettid(), std::memory_order_release);
+        t_kickable = true;
+        set_kick_blocked(false);
+        job->run(job);
+        const int e = errno;
+        set_kick_blocked(true);
+        t_kickable = false;
+        job->runner_tid.store(0, std::memory_order_release);
+        errno = e;
+    } else {
+        job->run(job);
+    }
     job->error = errno;
     Fiber* waiter = job->waiter;
     Hub::unpark(waiter, WakeReason::woken);
@@ -35,6 +58,26 @@ void run_job(PoolJob* job) {
 }
 
 }  // namespace
+
+void kick_with_signal(PoolJob* job) {
+    job->kicked.store(true, std::memory_order_release);
+    if (const int tid = job->runner_tid.load(std::memory_order_acquire))
+        native::sys(SYS_tgkill, native::sys(SYS_getpid), tid, signals::kPoolKick);
+}
+
+bool pool_kick_signal(siginfo_t* info, void* ucontext) {
+    if (!t_pool_thread) return false;
+    if (t_kickable && info->si_code == SI_TKILL && info->si_pid == native::sys(SYS_getpid)) return true;
+    // The program's own signal (kill, sigqueue) found the one thread that
+    // did not block it: back to the process, and blocked here for the rest
+    // of this job, whose call goes on as if never kicked.
+    siginfo_t again = *info;
+    if (again.si_code >= 0 || again.si_code == SI_TKILL) again.si_code = SI_QUEUE;
+    sigaddset(&static_cast<ucontext_t*>(ucontext)->uc_sigmask, signals::kPoolKick);
+    if (native::sys(SYS_rt_sigqueueinfo, native::sys(SYS_getpid), signals::kPoolKick, reinterpret_cast<long>(&again)) < 0)
+        native::sys(SYS_kill, native::sys(SYS_getpid), signals::kPoolKick);
+    return true;
+}
 
 BlockingPool& BlockingPool::get() {
     static BlockingPool* pool = new BlockingPool();  // never destroyed: workers outlive exit()
@@ -65,6 +108,7 @@ int BlockingPool::idle_threads() {
 void* BlockingPool::worker_main(void* arg) {
     auto* self = static_cast<Worker*>(arg);
     native::sys(SYS_prctl, PR_SET_NAME, reinterpret_cast<long>("greenld-pool"));
+    t_pool_thread = true;
     BlockingPool& pool = get();
     pool.lock_.lock();
     for (;;) {
@@ -196,7 +240,8 @@ bool BlockingPool::unqueue_locked(PoolJob* job) {
 void BlockingPool::run_parked(PoolJob* job) {
     job->error = errno;
     Hub* hub = Hub::current();
-    job->waiter = Hub::current_fiber();
+    Fiber* self = Hub::current_fiber();
+    job->waiter = self;
     // Parked before the job is visible to a worker, whose unpark may come
     // at once (or from this very fiber, when the job is made inline).
     hub->prepare_park();
@@ -205,14 +250,61 @@ void BlockingPool::run_parked(PoolJob* job) {
     while (!job->done.load(std::memory_order_acquire)) {
         // Woken by the pool an instant before it set `done`: yield until it
         // has. Woken by anything else (a signal): the job still runs and
-        // still points at this stack; wait for it, polling, since its
-        // unpark may already have been spent on the earlier park.
-        if (why == WakeReason::woken)
+        // still points at this stack; the handlers run now, as they would
+        // while a thread sleeps in the call (and without delivering, every
+        // park would end at once), and the fiber waits for the job, polling,
+        // since its unpark may already have been spent on the earlier park.
+        if (why == WakeReason::woken) {
             hub->yield();
-        else
-            why = hub->park(Deadline::after_ns(1000000));
+            continue;
+        }
+        if (why == WakeReason::interrupted) signals::deliver_pending(self);
+        why = hub->park(Deadline::after_ns(1000000));
     }
     errno = job->error;
+}
+
+bool BlockingPool::run_parked_kickable(PoolJob* job, void (*kick)(PoolJob*)) {
+    job->error = errno;
+    Hub* hub = Hub::current();
+    Fiber* self = Hub::current_fiber();
+    job->waiter = self;
+    hub->prepare_park();
+    submit(job);
+    WakeReason why = hub->park_prepared(Deadline::never());
+    bool interrupted = false, ran = false, restart = true;
+    int kicks = 0;
+    // Handlers run as soon as the park is interrupted (a thread's handler
+    // runs while it sleeps in the call), and what they were is kept across
+    // the parks that follow, which each forget it (Hub::prepare_park).
+    auto note_handlers = [&] {
+        if (self->sig.handler_ran) {
+            ran = true;
+            restart = restart && self->sig.handlers_restart;
+        }
+    };
+    while (!job->done.load(std::memory_order_acquire)) {
+        if (why == WakeReason::woken) {
+            hub->yield();
+            note_handlers();
+            continue;
+        }
+        if (why == WakeReason::interrupted) {
+            interrupted = true;
+            kick(job);
+            ++kicks;
+            signals::deliver_pending(self);
+            note_handlers();
+        } else if (why == WakeReason::timeout && interrupted && kicks < 100) {
+            kick(job);  // the call may not have begun when the last came
+            ++kicks;
+        }
+        why = hub->park(Deadline::after_ns(1000000));
+    }
+    self->sig.handler_ran = ran;
+    self->sig.handlers_restart = restart;
+    errno = job->error;
+    return interrupted;
 }
 
 void BlockingPool::lock_for_fork() { lock_.lock(); }

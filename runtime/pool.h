@@ -19,6 +19,8 @@
 //    when idle), so waiting jobs can never starve the jobs they wait for.
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -40,7 +42,23 @@ struct PoolJob {
     // Set by the pool thread as its very last touch of the job (which lives
     // on the waiter's stack); the waiter leaves only once it is set.
     std::atomic<uint32_t> done{0};
+    // A kickable job's call can be interrupted (kick_with_signal): while
+    // it runs, its pool thread accepts signals::kPoolKick, whose handler
+    // does nothing but make the call fail with EINTR. `kicked` tells such
+    // an EINTR from a stray one, after which the call is simply made again.
+    bool kickable = false;
+    std::atomic<bool> kicked{false};
+    std::atomic<int> runner_tid{0};
 };
+
+// The kick for a kickable job: marks it kicked and signals its pool thread
+// (if the call is under way; otherwise the job sees `kicked` before it).
+void kick_with_signal(PoolJob* job);
+
+// Called by the signal trampoline for signals::kPoolKick on a thread that
+// is not a hub: true if it was a pool thread's (our kick: nothing to do;
+// a process-directed one: handed back to the process), false otherwise.
+bool pool_kick_signal(siginfo_t* info, void* ucontext);
 
 class BlockingPool {
 public:
@@ -51,8 +69,16 @@ public:
     // the call did not change it). A park interrupted by a signal
     // (WakeReason::interrupted) keeps waiting for the job: the call is
     // already under way in the kernel and its result (a lock taken, a
-    // child reaped) must not be lost.
+    // child reaped) must not be lost; the handlers run meanwhile.
     void run_parked(PoolJob* job);
+    // As run_parked, for a job that waits for another party and can be cut
+    // short: when the park is interrupted (a signal, pthread_cancel) or
+    // while the job has not finished, kick(job) is called (again every
+    // millisecond) and must make the job's call return soon. The handlers
+    // run at once; returns true if the park was interrupted, with
+    // FiberSignals::handler_ran/handlers_restart telling what ran, for
+    // signals::restarts().
+    bool run_parked_kickable(PoolJob* job, void (*kick)(PoolJob*));
 
     // The configured size (GREENLD_POOL_SIZE), read on first use; tests may
     // set it before.

@@ -13,9 +13,11 @@
 #include "config.h"
 #include "diag.h"
 #include "fd_table.h"
+#include "fiber_ids.h"
 #include "hub.h"
 #include "io.h"
 #include "native.h"
+#include "pool.h"
 
 namespace greenld::signals {
 
@@ -298,6 +300,10 @@ void run_inline(Hub* hub, Fiber* f, int sig, siginfo_t* info, void* ucv) {
 void on_signal(int sig, siginfo_t* info, void* ucv) {
     const int saved_errno = errno;
     Hub* hub = Hub::current();
+    if (sig == kPoolKick && !hub && pool_kick_signal(info, ucv)) {
+        errno = saved_errno;
+        return;
+    }
     Fiber* f = Hub::current_fiber();
     if (!hub || !config::patched_if_known(config::kPatchSignal, true)) {
         // The main thread or another native thread (or the signal family is
@@ -371,20 +377,96 @@ void give_back(HubSignals& hs, int sig, siginfo_t info) {
     if (rc < 0) native::sys(SYS_kill, native::sys(SYS_getpid), sig);
 }
 
+// A signal directed at a fiber of another hub, carried to that hub. It names
+// the fiber by id: the fiber may end (and be freed by its joiner) before the
+// item runs, and only its own hub can tell (fiber_ids.h).
 struct KillItem {
     RemoteItem item;
-    Fiber* target;
+    uint32_t target;
     int sig;
     siginfo_t info;
 };
 
+// pthread_kill and tgkill are async-signal-safe: a handler may send one
+// while the interrupted code is inside malloc. Items come from a fixed
+// slab claimed by atomic bit operations; only when it is exhausted does
+// the heap help.
+constexpr int kSlabWords = 4;
+KillItem g_kill_slab[kSlabWords * 64];
+std::atomic<uint64_t> g_kill_used[kSlabWords];
+
+KillItem* new_kill_item() {
+    for (int w = 0; w < kSlabWords; ++w) {
+        uint64_t used = g_kill_used[w].load(std::memory_order_relaxed);
+        while (~used) {
+            const int b = __builtin_ctzll(~used);
+            if (g_kill_used[w].compare_exchange_weak(used, used | (uint64_t(1) << b), std::memory_order_acquire))
+                return &g_kill_slab[w * 64 + b];
+        }
+    }
+    return new (std::nothrow) KillItem;
+}
+
+void free_kill_item(KillItem* k) {
+    const ptrdiff_t i = k - g_kill_slab;
+    if (i >= 0 && i < kSlabWords * 64)
+        g_kill_used[i / 64].fetch_and(~(uint64_t(1) << (i % 64)), std::memory_order_release);
+    else
+        delete k;
+}
+
 void run_kill_item(Hub*, RemoteItem* item) {
     auto* k = reinterpret_cast<KillItem*>(item);
-    if (k->target->state.load(std::memory_order_acquire) != FiberState::dead) {
-        assign(k->target, k->sig, k->info);
-        interrupt(k->target, k->sig);
+    if (Fiber* f = fiber_ids::on_this_hub(k->target)) {
+        assign(f, k->sig, k->info);
+        interrupt(f, k->sig);
     }
-    delete k;
+    free_kill_item(k);
+}
+
+// A native caller's signal handler may itself send a signal: the sending
+// path takes runtime locks, so it runs with the caller's signals blocked.
+// (On a hub thread a handler never runs inside runtime code: in_runtime().)
+class SignalsHeld {
+public:
+    SignalsHeld() : active_(!Hub::current()) {
+        if (!active_) return;
+        const Mask all = ~Mask(0);
+        native::sys(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&saved_), 8);
+    }
+    ~SignalsHeld() {
+        if (active_) set_thread_mask(saved_);
+    }
+    SignalsHeld(const SignalsHeld&) = delete;
+    SignalsHeld& operator=(const SignalsHeld&) = delete;
+
+private:
+    bool active_;
+    Mask saved_ = 0;
+};
+
+// Delivers `sig` with `info` to the live fiber `id` of `hub`. On that hub's
+// thread the fiber is acted on now; from elsewhere the hub is handed an item.
+int deliver_to(Hub* hub, uint32_t id, int sig, const siginfo_t& info) {
+    if (hub == Hub::current()) {
+        Fiber* f = fiber_ids::on_this_hub(id);
+        if (!f) return ESRCH;
+        assign(f, sig, info);
+        if (f == Hub::current_fiber())
+            deliver_pending(f);
+        else
+            interrupt(f, sig);
+        return 0;
+    }
+    KillItem* k = new_kill_item();
+    if (!k) return EAGAIN;
+    k->item = RemoteItem{};
+    k->target = id;
+    k->sig = sig;
+    k->info = info;
+    k->item.run = run_kill_item;
+    hub->post(&k->item);
+    return 0;
 }
 
 void forget(HubSignals& hs) {
@@ -603,28 +685,82 @@ Mask pending_for(Fiber* f) {
     return (f->sig.pending.load(std::memory_order_relaxed) | k) & f->sig.blocked;
 }
 
-int send_to_fiber(Fiber* f, int sig) {
+int send_to_fiber(Fiber* f, int sig, const siginfo_t* info) {
     if (!intercepted(sig)) {
         // A fault signal or one we do not handle: the hub's thread, for real.
         long rc = native::sys(SYS_tgkill, native::sys(SYS_getpid), state(f->hub).tid, sig);
         return rc < 0 ? int(-rc) : 0;
     }
-    siginfo_t info = synthesized_info(sig, SI_TKILL);
-    if (f == Hub::current_fiber()) {
-        assign(f, sig, info);
-        deliver_pending(f);
-        return 0;
+    const siginfo_t si = info ? *info : synthesized_info(sig, SI_TKILL);
+    SignalsHeld held;
+    return deliver_to(f->hub, f->id, sig, si);
+}
+
+int send_to_id(uint32_t id, int sig, const siginfo_t* info) {
+    SignalsHeld held;
+    Hub* hub = fiber_ids::hub_of(id);
+    if (!hub) return ESRCH;
+    if (sig == 0) return 0;
+    if (!intercepted(sig)) {
+        long rc = native::sys(SYS_tgkill, native::sys(SYS_getpid), state(hub).tid, sig);
+        return rc < 0 ? int(-rc) : 0;
     }
-    if (f->hub == Hub::current()) {
-        assign(f, sig, info);
-        interrupt(f, sig);
-        return 0;
+    return deliver_to(hub, id, sig, info ? *info : synthesized_info(sig, SI_TKILL));
+}
+
+// ---------------------------------------------------------------- pool kick
+
+namespace {
+std::atomic<bool> g_pool_kick_installed{false};
+}
+
+bool pool_kick_ready() { return g_pool_kick_installed.load(std::memory_order_acquire); }
+void set_pool_kick_installed() { g_pool_kick_installed.store(true, std::memory_order_release); }
+
+// ---------------------------------------------------------------- exec
+
+ChildMask child_mask_begin(bool keep_pending) {
+    ChildMask cm;
+    Fiber* f = Hub::current_fiber();
+    if (!f || !f->sig.listed || !config::patched_if_known(config::kPatchSignal, true)) return cm;
+    // A vfork child runs on its parent's fiber's memory but is its own
+    // thread: its mask is what it set itself, and the fiber is not its.
+    if (in_memory_sharing_child()) return cm;
+    cm.fiber = f;
+    // From here until child_mask_end a signal the fiber accepts still
+    // reaches the trampoline, which queues it (the pc is in our code or
+    // libc's exec, not the program's).
+    set_thread_mask(f->sig.blocked);
+    if (!keep_pending) return cm;
+    const long pid = native::sys(SYS_getpid), tid = native::gettid();
+    for (Mask m = f->sig.pending.load(std::memory_order_relaxed) & f->sig.blocked; m; m &= m - 1) {
+        const int sig = lowest(m);
+        // A thread may queue any info to itself.
+        siginfo_t info = info_of(f, sig);
+        if (native::sys(SYS_rt_tgsigqueueinfo, pid, tid, sig, reinterpret_cast<long>(&info)) < 0) continue;
+        f->sig.pending.fetch_and(~bit(sig), std::memory_order_relaxed);
+        cm.moved |= bit(sig);
     }
-    auto* k = new (std::nothrow) KillItem{{}, f, sig, info};
-    if (!k) return EAGAIN;
-    k->item.run = run_kill_item;
-    f->hub->post(&k->item);
-    return 0;
+    return cm;
+}
+
+void child_mask_end(const ChildMask& cm) {
+    Fiber* f = cm.fiber;
+    if (!f) return;
+    // The exec failed: the signals given to the kernel come back to the
+    // fiber (they are blocked: rt_sigtimedwait with a zero timeout takes
+    // each from the thread's pending set).
+    for (Mask m = cm.moved; m; m &= m - 1) {
+        const int sig = lowest(m);
+        const Mask one = bit(sig);
+        siginfo_t info;
+        const struct timespec zero = {0, 0};
+        if (native::sys(SYS_rt_sigtimedwait, reinterpret_cast<long>(&one), reinterpret_cast<long>(&info),
+                        reinterpret_cast<long>(&zero), 8) == sig)
+            assign(f, sig, info);
+    }
+    HubSignals& hs = state(f->hub);
+    set_thread_mask(hs.kernel_mask);
 }
 
 // ---------------------------------------------------------------- hooks
@@ -691,6 +827,8 @@ void on_hub_wakeup(Hub* hub) {
 void reset_in_child(Fiber* forker) {
     if (g_owner_pid.load(std::memory_order_relaxed)) g_owner_pid.store(native::sys(SYS_getpid), std::memory_order_relaxed);
     for (HubSignals& hs : g_hubs) forget(hs);
+    // Items posted to hubs that did not survive the fork are gone with them.
+    for (auto& used : g_kill_used) used.store(0, std::memory_order_relaxed);
     // The child's only thread goes on natively, with the mask the forking
     // thread had, and (as fork does) no pending signals of its own.
     if (forker) {

@@ -95,6 +95,17 @@ void prepare();
 // its own copy of memory and is the owner of its records.
 bool in_memory_sharing_child();
 
+// The signal that interrupts a kickable pool job's call (pool.h): the
+// highest real-time signal, which a program is least likely to use. Its
+// kernel disposition is our trampoline whenever the program's is SIG_DFL
+// (recorded and reported as SIG_DFL), so that it can interrupt a pool
+// thread's call; a program that catches it itself keeps its handler.
+constexpr int kPoolKick = 64;
+// Whether the trampoline is the kernel's disposition for kPoolKick (the
+// preload layer installs it, with libc's sigaction, and says so).
+bool pool_kick_ready();
+void set_pool_kick_installed();
+
 // ---- masks ----
 
 // Signals no mask can hold: the kernel drops SIGKILL/SIGSTOP, glibc 32/33.
@@ -138,8 +149,30 @@ int wait_for(Mask set, siginfo_t* info, Deadline deadline);
 // sigpending: the fiber's pending signals and the process's, as blocked by it.
 Mask pending_for(Fiber* f);
 
-// pthread_kill of a fiber: 0, or an errno value.
-int send_to_fiber(Fiber* f, int sig);
+// pthread_kill (or pthread_sigqueue, with its `info`) of a live fiber: 0,
+// or an errno value. Null info: as tgkill() would fill it (SI_TKILL).
+int send_to_fiber(Fiber* f, int sig, const siginfo_t* info = nullptr);
+// tgkill/tkill/rt_tgsigqueueinfo naming a fiber by the id gettid() gave it:
+// 0, ESRCH if no live fiber has that id, or an errno value. sig 0 only
+// checks that the fiber exists.
+int send_to_id(uint32_t id, int sig, const siginfo_t* info = nullptr);
+
+// ---- exec and spawn from a fiber ----
+
+// The kernel gives a new program (execve) or a spawned child (posix_spawn
+// without POSIX_SPAWN_SETSIGMASK) the calling OS thread's mask, which on a
+// hub is not the fiber's. For the duration of the call the hub thread's
+// kernel mask becomes the fiber's; for an exec (`keep_pending`), the
+// signals pending for the fiber that it blocks are made pending on the
+// thread too, so the new program finds them pending as natively.
+// child_mask_end() undoes both when the call returned (it failed, or the
+// spawn is done).
+struct ChildMask {
+    Fiber* fiber = nullptr;
+    Mask moved = 0;  // pending signals handed to the kernel
+};
+ChildMask child_mask_begin(bool keep_pending);
+void child_mask_end(const ChildMask& cm);
 
 // ---- hooks of the hub (hub.cpp) and fork (fork.cpp) ----
 
