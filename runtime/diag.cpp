@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "config.h"
 #include "fiber.h"
 #include "hub.h"
 #include "native.h"
@@ -31,7 +32,7 @@ void vmessage(const char* fmt, va_list ap) {
 void on_fault(int sig, siginfo_t* info, void*) {
     Fiber* f = Hub::current_fiber();
     if (f && f->stack.is_guard_hit(info->si_addr)) {
-        message("fiber %u overflowed its stack (%zu KiB) at address %p; raise the stack size with "
+        error("fiber %u overflowed its stack (%zu KiB) at address %p; raise the stack size with "
                 "GREENLD_STACK_SIZE or greenld --stack-size (pthread_attr_setstacksize is honoured)",
                 f->id, f->stack.usable / 1024, info->si_addr);
     }
@@ -42,7 +43,23 @@ void on_fault(int sig, siginfo_t* info, void*) {
 
 }  // namespace
 
-void message(const char* fmt, ...) {
+#define GREENLD_DIAG_AT(name, level)                                  \
+    void name(const char* fmt, ...) {                                 \
+        if (config::log_level() < config::LogLevel::level) return;    \
+        va_list ap;                                                   \
+        va_start(ap, fmt);                                            \
+        vmessage(fmt, ap);                                            \
+        va_end(ap);                                                   \
+    }
+GREENLD_DIAG_AT(message, warning)
+GREENLD_DIAG_AT(error, error)
+GREENLD_DIAG_AT(info, info)
+GREENLD_DIAG_AT(debug, debug)
+#undef GREENLD_DIAG_AT
+
+bool debugging() { return config::log_level() >= config::LogLevel::debug; }
+
+void write_line(const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vmessage(fmt, ap);

@@ -34,6 +34,17 @@ enum class WakeReason : uint8_t {
     interrupted,  // a signal or pthread_cancel for this fiber arrived during the park
 };
 
+// What a parked fiber waits for, for the fiber dump (monitor.cpp). Set by
+// each kind of wait around its park with plain stores; read only while the
+// fiber's hub is stopped by the monitor.
+enum class WaitKind : uint8_t { none, fd, fds, futex, sleep, signal, offload };
+struct WaitInfo {
+    WaitKind kind = WaitKind::none;
+    unsigned events = 0;      // fd: kWaitRead/kWaitWrite (io.h); fds: how many
+    long fd = -1;             // fd, fds: the (first) descriptor
+    const void* addr = nullptr;  // futex: the word
+};
+
 // Node of a hub's cross-thread queue. `run` is called on the target hub.
 struct RemoteItem {
     RemoteItem* next = nullptr;
@@ -80,6 +91,15 @@ public:
     tsd::Table tsd;
     char name[16] = {};
     uint64_t created_ns = 0;
+    WaitInfo waiting;
+    double parked_since = 0;  // its hub's ev_now() when it last parked
+
+    void note_wait(WaitKind kind, long fd = -1, unsigned events = 0, const void* addr = nullptr) {
+        waiting.kind = kind;
+        waiting.fd = fd;
+        waiting.events = events;
+        waiting.addr = addr;
+    }
 
     Fiber() = default;
     Fiber(const Fiber&) = delete;

@@ -13,6 +13,8 @@
 #include "diag.h"
 #include "futex.h"
 #include "io.h"
+#include "monitor.h"
+#include "pool.h"
 #include "sanitizer.h"
 #include "signals.h"
 #include "fork.h"
@@ -74,6 +76,11 @@ void* Hub::thread_main(void* arg) {
         pthread_attr_destroy(&attr);
     }
     diag::install_overflow_reporter();
+    if (hub->index_ == 0) {
+        ev_timer_init(&hub->deadlock_tick_, on_deadlock_tick, 0.5, 0.5);
+        hub->deadlock_tick_.data = hub;
+        ev_timer_start(hub->loop_, &hub->deadlock_tick_);
+    }
     hub->run();
     return nullptr;
 }
@@ -87,7 +94,13 @@ void Hub::run() {
             f->runq_next = nullptr;
             switch_to(f);
         }
-        ev_run(loop_, runq_head_ ? EVRUN_NOWAIT : EVRUN_ONCE);
+        if (runq_head_) {
+            ev_run(loop_, EVRUN_NOWAIT);
+        } else {
+            polling.store(true, std::memory_order_relaxed);
+            ev_run(loop_, EVRUN_ONCE);
+            polling.store(false, std::memory_order_relaxed);
+        }
     }
 }
 
@@ -127,6 +140,8 @@ void Hub::prepare_park() {
     self->wake_reason = WakeReason::none;
     self->wake_error = 0;
     self->sig.handler_ran = false;
+    self->parked_since = ev_now(loop_);
+    parks.store(parks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     self->state.store(FiberState::parked, std::memory_order_release);
 }
 
@@ -274,6 +289,8 @@ void Hub::on_timer(struct ev_loop*, ev_timer* w, int) {
     unpark(static_cast<Fiber*>(w->data), WakeReason::timeout);
 }
 
+void Hub::on_deadlock_tick(struct ev_loop*, ev_timer* w, int) { monitor::deadlock_tick(static_cast<Hub*>(w->data)); }
+
 IoSlot* Hub::io_slot(int fd, bool create) {
     if (fd < 0) return nullptr;
     if (size_t(fd) >= io_slots_.size()) {
@@ -300,6 +317,7 @@ int Runtime::start_hubs() {
     native::LockGuard g(start_lock_);
     if (started_.load(std::memory_order_relaxed)) return 0;
     install_fork_handlers();
+    monitor::hubs_starting();
     default_stack_size_ = config::stack_size();
     int n = config::hubs();
     for (int i = 0; i < n; ++i) {
@@ -316,6 +334,8 @@ int Runtime::start_hubs() {
         hub_count_ = i + 1;
     }
     started_.store(true, std::memory_order_release);
+    diag::info("started %d hubs; fiber stacks of %zu KiB; blocking-call pool of %d threads", hub_count_,
+               default_stack_size_ / 1024, BlockingPool::get().size());
     return 0;
 }
 
@@ -367,6 +387,7 @@ int Runtime::spawn(void* (*start)(void*), void* arg, const FiberOptions& opts, F
     program_threads.fetch_add(1, std::memory_order_relaxed);
     fibers_created.fetch_add(1, std::memory_order_relaxed);
     *out = f;
+    if (__builtin_expect(diag::debugging(), 0)) diag::debug("fiber %u created on hub %d", f->id, f->hub->index());
     f->state.store(FiberState::runnable, std::memory_order_release);
     if (f->hub == Hub::current())
         f->hub->make_runnable_local(f);

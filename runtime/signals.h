@@ -141,6 +141,20 @@ Mask pending_for(Fiber* f);
 // pthread_kill of a fiber: 0, or an errno value.
 int send_to_fiber(Fiber* f, int sig);
 
+// ---- diagnostics (monitor.cpp) ----
+
+// A hook the trampoline calls first for every signal, on any thread; true
+// if it consumed the signal. The signals of `mask` get the trampoline in
+// the kernel now and whatever the program later sets, and hub threads
+// never block them. Call before the hubs start.
+using DiagnosticHook = bool (*)(int sig, siginfo_t* info, void* ucontext);
+void set_diagnostic_hook(DiagnosticHook hook, Mask mask);
+bool diagnostic(int sig);
+// The hub's kernel thread id, and its started fibers (follow sig.next):
+// read by the monitor while the hub is stopped.
+long hub_tid(Hub* hub);
+Fiber* first_fiber(Hub* hub);
+
 // ---- hooks of the hub (hub.cpp) and fork (fork.cpp) ----
 
 void hub_thread_started(Hub* hub);
