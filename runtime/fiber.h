@@ -43,6 +43,7 @@ struct WaitInfo {
     unsigned events = 0;      // fd: kWaitRead/kWaitWrite (io.h); fds: how many
     long fd = -1;             // fd, fds: the (first) descriptor
     const void* addr = nullptr;  // futex: the word
+    uint32_t joining = 0;     // in pthread_join: the fiber it waits for (kept across note_wait)
 };
 
 // Node of a hub's cross-thread queue. `run` is called on the target hub.

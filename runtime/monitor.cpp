@@ -226,7 +226,12 @@ void print_fiber(Hub* hub, Fiber* f, bool running, double now) {
         switch (wi.kind) {
             case WaitKind::fd: snprintf(state, sizeof state, "parked on fd %ld for %s", wi.fd, events_name(wi.events)); break;
             case WaitKind::fds: snprintf(state, sizeof state, "parked on %u fds (fd %ld first)", wi.events, wi.fd); break;
-            case WaitKind::futex: snprintf(state, sizeof state, "waiting on futex/mutex at %p", wi.addr); break;
+            case WaitKind::futex:
+                if (wi.joining)
+                    snprintf(state, sizeof state, "joining fiber %u", wi.joining);
+                else
+                    snprintf(state, sizeof state, "waiting on futex/mutex at %p", wi.addr);
+                break;
             case WaitKind::sleep: snprintf(state, sizeof state, "sleeping"); break;
             case WaitKind::signal: snprintf(state, sizeof state, "waiting for a signal"); break;
             case WaitKind::offload: snprintf(state, sizeof state, "waiting for a call run on the blocking-call pool"); break;

@@ -62,9 +62,9 @@ check "fibers that park (fd, sleep, mutex) are not reported as blocking" $?
 run GREENLD_DUMP_SIGNAL=USR2 -- "$T" dump 12
 [[ $rc == 0 && $out == done ]]
 check "GREENLD_DUMP_SIGNAL=USR2: the signal prints a dump and does not kill the program" $?
-[[ $err =~ greenld:\ fiber\ dump\ \(signal\ 12\):\ [0-9]+\ hubs\;\ fibers\ created\ 3,\ alive\ 3\;\ switches\ [0-9]+,\ parks\ [0-9]+,\ offloaded\ calls\ [0-9]+ && $err == *"greenld: end of fiber dump"* ]]
+[[ $err =~ greenld:\ fiber\ dump\ \(signal\ 12\):\ [0-9]+\ hubs\;\ fibers\ created\ 4,\ alive\ 4\;\ switches\ [0-9]+,\ parks\ [0-9]+,\ offloaded\ calls\ [0-9]+ && $err == *"greenld: end of fiber dump"* ]]
 check "the dump starts with the counters (fibers created/alive, switches, parks, offloaded calls)" $?
-[[ $(grep -cE '^fiber [0-9]+ ' <<<"$err") == 3 && $(grep -cE '^hub [0-9]+ \(thread [0-9]+\)' <<<"$err") -ge 1 ]]
+[[ $(grep -cE '^fiber [0-9]+ ' <<<"$err") == 4 && $(grep -cE '^hub [0-9]+ \(thread [0-9]+\)' <<<"$err") -ge 1 ]]
 check "the dump lists every hub and one line per fiber starting with 'fiber <id>'" $?
 [[ $err =~ fiber\ [0-9]+\ parked\ on\ fd\ [0-9]+\ for\ read,\ for\ [0-9.]+\ s ]]
 check "a fiber in read() shows as parked on its fd for read, with how long" $?
@@ -72,7 +72,9 @@ check "a fiber in read() shows as parked on its fd for read, with how long" $?
 check "a sleeping fiber shows when it wakes" $?
 [[ $err =~ fiber\ [0-9]+\ waiting\ on\ futex/mutex\ at\ 0x[0-9a-f]+ ]]
 check "a fiber in pthread_mutex_lock shows the lock's address" $?
-[[ $err == *read_the_pipe* && $err == *sleep_a_while* && $err == *lock_the_held_mutex* ]]
+[[ $err =~ fiber\ [0-9]+\ joining\ fiber\ [0-9]+,\ for\ [0-9.]+\ s ]]
+check "a fiber in pthread_join shows the fiber it joins" $?
+[[ $err == *read_the_pipe* && $err == *join_the_reader* && $err == *sleep_a_while* && $err == *lock_the_held_mutex* ]]
 check "every fiber has a backtrace with function names" $?
 
 run GREENLD_DUMP_SIGNAL=10 -- "$T" dump 10
@@ -89,7 +91,7 @@ check "no dump signal by default: SIGUSR2 keeps its default action" $?
 
 env -u GREENLD_LIBRARY -u GREENLD_DUMP_SIGNAL GREENLD_LIBRARY="$LIB" timeout -k 5 30 "$GL" --dump-signal=SIGUSR1 -- "$T" dump 10 >"$tmp/out" 2>"$tmp/err"
 rc=$? out=$(<"$tmp/out") err=$(<"$tmp/err")
-[[ $rc == 0 && $err == *"fiber dump (signal 10)"* && $(grep -cE '^fiber [0-9]+ ' <<<"$err") == 3 ]]
+[[ $rc == 0 && $err == *"fiber dump (signal 10)"* && $(grep -cE '^fiber [0-9]+ ' <<<"$err") == 4 ]]
 check "greenld --dump-signal=SIGUSR1 dumps on SIGUSR1" $?
 
 env GREENLD_LIBRARY="$LIB" timeout -k 5 30 "$GL" --max-blocking-time 0.2 -- "$T" spin >"$tmp/out" 2>"$tmp/err"
@@ -129,7 +131,7 @@ run -- "$T" dump 0
 [[ $err != *"started"* ]]
 check "the default level (warning) does not" $?
 run GREENLD_LOG_LEVEL=debug -- "$T" dump 0
-[[ $(grep -cE '^greenld: fiber [0-9]+ created on hub [0-9]+' <<<"$err") == 3 ]]
+[[ $(grep -cE '^greenld: fiber [0-9]+ created on hub [0-9]+' <<<"$err") == 4 ]]
 check "GREENLD_LOG_LEVEL=debug reports each fiber created" $?
 run GREENLD_LOG_LEVEL=error GREENLD_HUBS=abc -- "$T" dump 0
 [[ $rc == 0 && -z $err ]]

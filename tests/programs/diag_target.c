@@ -7,8 +7,9 @@
  *   diag_target nap       a thread calls usleep(1.5 s); run with
  *                         GREENLD_PATCH lacking "time", it blocks its hub
  *                         (nap_natively)
- *   diag_target dump SIG  three threads wait (pipe read, sleep, a mutex held
- *                         by main), then the process sends itself SIG
+ *   diag_target dump SIG  four threads wait (pipe read, a join of that reader,
+ *                         sleep, a mutex held by main), then the process sends
+ *                         itself SIG (0: none)
  *   diag_target deadlock  two threads wait on semaphores nobody posts and
  *                         main joins them; after 3 s a SIGALRM handler posts
  *                         both, and the program exits 0
@@ -73,6 +74,15 @@ __attribute__((noinline)) static void *read_the_pipe(void *arg)
     return NULL;
 }
 
+static pthread_t g_reader;
+
+__attribute__((noinline)) static void *join_the_reader(void *arg)
+{
+    (void)arg;
+    pthread_join(g_reader, NULL);
+    return NULL;
+}
+
 __attribute__((noinline)) static void *sleep_a_while(void *arg)
 {
     (void)arg;
@@ -123,7 +133,8 @@ int main(int argc, char **argv)
         if (pipe(g_pipe) != 0) abort();
         pthread_mutex_lock(&g_held);
         pthread_t t[3];
-        pthread_create(&t[0], NULL, read_the_pipe, NULL);
+        pthread_create(&g_reader, NULL, read_the_pipe, NULL);
+        pthread_create(&t[0], NULL, join_the_reader, NULL);
         pthread_create(&t[1], NULL, sleep_a_while, NULL);
         pthread_create(&t[2], NULL, lock_the_held_mutex, NULL);
         usleep(300000);
