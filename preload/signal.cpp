@@ -155,7 +155,10 @@ int wait_result(int r, siginfo_t* info) {
 // ---------------------------------------------------------------- dispositions
 
 GREENLD_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
-    if (!dispositions_patched() || !signals::intercepted(sig)) return next_sigaction(sig, act, old);
+    // The diagnostic signals (runtime/monitor.h) keep the trampoline in the
+    // kernel whatever the program sets, even SIG_DFL.
+    const bool diagnostic = signals::diagnostic(sig) && !signals::in_memory_sharing_child();
+    if (!diagnostic && (!dispositions_patched() || !signals::intercepted(sig))) return next_sigaction(sig, act, old);
     signals::prepare();
     struct sigaction kernel_act;
     const struct sigaction* to_kernel = act;
@@ -165,12 +168,14 @@ GREENLD_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigact
         a.handler = reinterpret_cast<void*>(act->sa_handler);
         a.mask = mask_of(&act->sa_mask);
         a.flags = act->sa_flags;
-        if (act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN) {
+        const bool caught = act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN;
+        if (caught || diagnostic) {
             // SA_RESETHAND is applied by the trampoline's caller when the
             // handler really runs (it may run later, in another fiber).
             kernel_act = *act;
             kernel_act.sa_sigaction = reinterpret_cast<void (*)(int, siginfo_t*, void*)>(signals::trampoline());
-            kernel_act.sa_flags = (act->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
+            kernel_act.sa_flags = caught ? (act->sa_flags | SA_SIGINFO) & ~SA_RESETHAND
+                                         : SA_SIGINFO | SA_RESTART | SA_ONSTACK;
             to_kernel = &kernel_act;
         }
         // Recorded before the kernel can call the trampoline with it.

@@ -491,7 +491,12 @@ void start() {
     start_thread();
 }
 
-void hubs_starting() { install_hook(); }
+void hubs_starting() {
+    install_hook();
+    // Again in a fork child that starts hubs: the parent's monitor thread
+    // did not survive the fork.
+    if (g_dump_signal || g_max_blocking_ns) start_thread();
+}
 
 void deadlock_tick(Hub* hub) { check_deadlock(hub->index(), native::monotonic_ns()); }
 

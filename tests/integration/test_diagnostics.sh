@@ -61,7 +61,7 @@ check "fibers that park (fd, sleep, mutex) are not reported as blocking" $?
 # ---------------------------------------------------------------- fiber dump
 run GREENLD_DUMP_SIGNAL=USR2 -- "$T" dump 12
 [[ $rc == 0 && $out == done ]]
-check "GREENLD_DUMP_SIGNAL=USR2: the signal prints a dump and does not kill the program" $?
+check "GREENLD_DUMP_SIGNAL=USR2: the signal prints a dump and does not kill the program (which set SIG_DFL for it)" $?
 [[ $err =~ greenld:\ fiber\ dump\ \(signal\ 12\):\ [0-9]+\ hubs\;\ fibers\ created\ 4,\ alive\ 4\;\ switches\ [0-9]+,\ parks\ [0-9]+,\ offloaded\ calls\ [0-9]+ && $err == *"greenld: end of fiber dump"* ]]
 check "the dump starts with the counters (fibers created/alive, switches, parks, offloaded calls)" $?
 [[ $(grep -cE '^fiber [0-9]+ ' <<<"$err") == 4 && $(grep -cE '^hub [0-9]+ \(thread [0-9]+\)' <<<"$err") -ge 1 ]]
@@ -76,6 +76,17 @@ check "a fiber in pthread_mutex_lock shows the lock's address" $?
 check "a fiber in pthread_join shows the fiber it joins" $?
 [[ $err == *read_the_pipe* && $err == *join_the_reader* && $err == *sleep_a_while* && $err == *lock_the_held_mutex* ]]
 check "every fiber has a backtrace with function names" $?
+
+# A hub running a CPU loop: the dump shows the running fiber and where it is.
+timeout -k 5 30 env LD_PRELOAD="$LIB" GREENLD_HUBS=1 GREENLD_DUMP_SIGNAL=USR1 "$T" spin >"$tmp/out" 2>"$tmp/err" &
+spin_pid=$!
+sleep 0.7
+# timeout's child, the program itself.
+target=$(pgrep -P "$spin_pid" -x diag_target || true)
+[ -n "$target" ] && kill -USR1 "$target"
+wait "$spin_pid"; rc=$? out=$(<"$tmp/out") err=$(<"$tmp/err")
+[[ $rc == 0 && $err =~ hub\ 0\ \(thread\ [0-9]+\):\ running\ fiber\ [0-9]+ && $err =~ fiber\ [0-9]+\ running$'\n'\ +\#0\ 0x[0-9a-f]+\ spin_without_yielding ]]
+check "a dump taken while a fiber computes shows it running, with the backtrace of the loop" $?
 
 run GREENLD_DUMP_SIGNAL=10 -- "$T" dump 10
 [[ $rc == 0 && $err == *"fiber dump (signal 10)"* ]]

@@ -7,9 +7,9 @@
  *   diag_target nap       a thread calls usleep(1.5 s); run with
  *                         GREENLD_PATCH lacking "time", it blocks its hub
  *                         (nap_natively)
- *   diag_target dump SIG  four threads wait (pipe read, a join of that reader,
- *                         sleep, a mutex held by main), then the process sends
- *                         itself SIG (0: none)
+ *   diag_target dump SIG  sets SIG to SIG_DFL; four threads wait (pipe read, a
+ *                         join of that reader, sleep, a mutex held by main),
+ *                         then the process sends itself SIG (0: none)
  *   diag_target deadlock  two threads wait on semaphores nobody posts and
  *                         main joins them; after 3 s a SIGALRM handler posts
  *                         both, and the program exits 0
@@ -130,6 +130,8 @@ int main(int argc, char **argv)
         run(napper, 1, NULL);
     } else if (argc >= 3 && strcmp(argv[1], "dump") == 0) {
         int sig = atoi(argv[2]);
+        /* As daemons do at startup: the shim keeps its dump signal anyway. */
+        if (sig) signal(sig, SIG_DFL);
         if (pipe(g_pipe) != 0) abort();
         pthread_mutex_lock(&g_held);
         pthread_t t[3];
