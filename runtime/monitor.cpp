@@ -154,10 +154,13 @@ bool on_signal(int sig, siginfo_t* info, void* ucv) {
     // Ours only: sent to this thread by this process's monitor.
     if (!hub || info->si_code != SI_TKILL || info->si_pid != native::sys(SYS_getpid)) return false;
     Sample& s = g_samples[hub->index()];
+    // No stop asked for: the program's own use of the signal (raise,
+    // pthread_kill), which goes on as usual.
+    if (s.state.load(std::memory_order_acquire) != kRequested) return false;
     s.uc = static_cast<ucontext_t*>(ucv);
     s.running = Hub::current_fiber();
     uint32_t expected = kRequested;
-    if (!s.state.compare_exchange_strong(expected, kStopped, std::memory_order_acq_rel)) return true;
+    if (!s.state.compare_exchange_strong(expected, kStopped, std::memory_order_acq_rel)) return false;
     native::futex_wake(&s.state, 1);
     const uint64_t until = native::monotonic_ns() + kMaxStop;
     while (s.state.load(std::memory_order_acquire) == kStopped) {

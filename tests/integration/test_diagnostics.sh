@@ -125,6 +125,10 @@ run -- "$T" dump 0
 [[ $rc == 0 && $err != *deadlock* ]]
 check "no deadlock warning while a fiber waits on an fd or a timer" $?
 
+run GREENLD_MAX_BLOCKING_TIME=1 GREENLD_DUMP_SIGNAL=USR2 -- "$T" rtmax
+[[ $rc == 0 && $out == done ]]
+check "the program's own SIGRTMAX (the signal that stops hubs) still reaches its handler" $?
+
 # ---------------------------------------------------------------- bad values
 for case in "GREENLD_MAX_BLOCKING_TIME=abc" "GREENLD_DUMP_SIGNAL=KILL" "GREENLD_DUMP_SIGNAL=64" \
             "GREENLD_LOG_LEVEL=loud" "GREENLD_NO_INHERIT=yes" "GREENLD_HUBS=abc" "GREENLD_STACK_SIZE=1x"; do

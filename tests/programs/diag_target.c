@@ -13,6 +13,8 @@
  *   diag_target deadlock  two threads wait on semaphores nobody posts and
  *                         main joins them; after 3 s a SIGALRM handler posts
  *                         both, and the program exits 0
+ *   diag_target rtmax     a thread raises SIGRTMAX, which the program handles
+ *                         (the monitor uses that signal too)
  * Every mode exits 0 on its own within a few seconds.
  */
 #define _GNU_SOURCE
@@ -114,6 +116,26 @@ static void on_alarm(int sig)
     sem_post(&g_sem[1]);
 }
 
+static volatile sig_atomic_t g_rtmax_handled;
+
+static void on_rtmax(int sig)
+{
+    (void)sig;
+    g_rtmax_handled = 1;
+}
+
+static void *raise_rtmax(void *arg)
+{
+    (void)arg;
+    raise(SIGRTMAX);
+    if (!g_rtmax_handled) return NULL;
+    /* And process-directed: whichever thread the kernel picks. */
+    g_rtmax_handled = 0;
+    kill(getpid(), SIGRTMAX);
+    for (int i = 0; i < 100 && !g_rtmax_handled; ++i) usleep(10000);
+    return NULL;
+}
+
 static void run(void *(*fn)(void *), int n, void **args)
 {
     pthread_t t[4];
@@ -152,8 +174,15 @@ int main(int argc, char **argv)
         alarm(3);
         void *args[2] = {(void *)0L, (void *)1L};
         run(wait_forever, 2, args);
+    } else if (argc >= 2 && strcmp(argv[1], "rtmax") == 0) {
+        signal(SIGRTMAX, on_rtmax);
+        run(raise_rtmax, 1, NULL);
+        if (!g_rtmax_handled) {
+            fprintf(stderr, "the SIGRTMAX handler did not run\n");
+            return 1;
+        }
     } else {
-        fprintf(stderr, "usage: diag_target spin|nap|dump SIG|deadlock\n");
+        fprintf(stderr, "usage: diag_target spin|nap|dump SIG|deadlock|rtmax\n");
         return 2;
     }
     puts("done");
