@@ -69,9 +69,10 @@ public:
     pthread_t native_handle() const { return native_handle_.load(std::memory_order_acquire); }
     struct ev_loop* loop() const { return loop_; }
     std::atomic<int64_t> fibers_alive{0};
-    std::atomic<uint64_t> switches{0};
     // Written by the hub thread only (a plain add, no locked instruction);
-    // read by the monitor (monitor.h) for the dump's counters.
+    // read by the monitor (monitor.h): the blocked-hub check samples
+    // `switches`, the dump prints both.
+    std::atomic<uint64_t> switches{0};
     std::atomic<uint64_t> parks{0};
     // True while the hub waits in its event loop with nothing to run: the
     // monitor tells an idle hub from a blocked one by it.
