@@ -151,16 +151,18 @@ bool on_signal(int sig, siginfo_t* info, void* ucv) {
     }
     if (sig != config::kSampleSignal) return false;
     Hub* hub = Hub::current();
-    // Ours only: sent to this thread by this process's monitor.
-    if (!hub || info->si_code != SI_TKILL || info->si_pid != native::sys(SYS_getpid)) return false;
+    // Ours only (queued by stop_hub with g_samples as its value); the
+    // program's own use of the signal goes on as usual.
+    if (!hub || info->si_code != SI_QUEUE || info->si_pid != native::sys(SYS_getpid) ||
+        info->si_value.sival_ptr != static_cast<void*>(g_samples))
+        return false;
     Sample& s = g_samples[hub->index()];
-    // No stop asked for: the program's own use of the signal (raise,
-    // pthread_kill), which goes on as usual.
-    if (s.state.load(std::memory_order_acquire) != kRequested) return false;
+    // A stop given up before the signal arrived: nothing to do.
+    if (s.state.load(std::memory_order_acquire) != kRequested) return true;
     s.uc = static_cast<ucontext_t*>(ucv);
     s.running = Hub::current_fiber();
     uint32_t expected = kRequested;
-    if (!s.state.compare_exchange_strong(expected, kStopped, std::memory_order_acq_rel)) return false;
+    if (!s.state.compare_exchange_strong(expected, kStopped, std::memory_order_acq_rel)) return true;
     native::futex_wake(&s.state, 1);
     const uint64_t until = native::monotonic_ns() + kMaxStop;
     while (s.state.load(std::memory_order_acquire) == kStopped) {
@@ -191,9 +193,24 @@ bool stop_hub(int i) {
     const long tid = hub ? signals::hub_tid(hub) : 0;
     if (!tid) return false;
     Sample& s = g_samples[i];
+    const long pid = native::sys(SYS_getpid);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = config::kSampleSignal;
+    si.si_code = SI_QUEUE;
+    si.si_pid = int(pid);
+    si.si_uid = unsigned(native::sys(SYS_getuid));
+    si.si_value.sival_ptr = static_cast<void*>(g_samples);
     for (int attempt = 0; attempt < 20; ++attempt) {
+        // The previous stop's handler may still be on its way out.
+        for (int w = 0; w < 1000 && s.state.load(std::memory_order_acquire) != kIdle; ++w)
+            native::futex_wait(&s.state, s.state.load(std::memory_order_acquire), 1000000);
+        if (s.state.load(std::memory_order_acquire) != kIdle) return false;
         s.state.store(kRequested, std::memory_order_release);
-        native::sys(SYS_tgkill, native::sys(SYS_getpid), tid, config::kSampleSignal);
+        if (native::sys(SYS_rt_tgsigqueueinfo, pid, tid, config::kSampleSignal, reinterpret_cast<long>(&si)) != 0) {
+            s.state.store(kIdle, std::memory_order_release);
+            return false;
+        }
         const uint64_t until = native::monotonic_ns() + kStopWait;
         while (s.state.load(std::memory_order_acquire) == kRequested) {
             const uint64_t now = native::monotonic_ns();
@@ -206,7 +223,6 @@ bool stop_hub(int i) {
         // Stopped mid-switch: the saved stack pointers are not all current.
         if (!in_switch(s)) return true;
         release_hub(i);
-        while (s.state.load(std::memory_order_acquire) != kIdle) native::futex_wait(&s.state, kReleased, 1000000);
     }
     return false;
 }
