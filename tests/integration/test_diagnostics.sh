@@ -110,6 +110,26 @@ rc=$? out=$(<"$tmp/out") err=$(<"$tmp/err")
 [[ $rc == 0 && $err == *"has not switched fibers"* && $err == *spin_without_yielding* ]]
 check "greenld --max-blocking-time 0.2 reports the CPU loop" $?
 
+# Dumps taken while a server works: hubs are stopped at random points
+# (mid-request, mid-switch); nothing may break.
+env LD_PRELOAD="$LIB" GREENLD_HUBS=2 GREENLD_DUMP_SIGNAL=USR2 GREENLD_MAX_BLOCKING_TIME=0.05 \
+    timeout -k 5 60 "$BUILD/tests/echo_server" --port-file "$tmp/port" 2>"$tmp/err" &
+server=$!
+for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+( for _ in $(seq 40); do sleep 0.05; kill -USR2 "$server" 2>/dev/null || break; done ) &
+signaller=$!
+line=$("$BUILD/tests/load_client" --port "$(cat "$tmp/port" 2>/dev/null || echo 1)" --conns 100 --requests 400 \
+    --server-pid "$server" --timeout-sec 40)
+rc=$?
+wait "$signaller"
+kill -0 "$server" 2>/dev/null; alive=$?
+kill "$server" 2>/dev/null; wait "$server" 2>/dev/null
+err=$(<"$tmp/err") out=$line
+[[ $rc == 0 && $line == *"errors=0 mismatches=0"* && $alive == 0 && $(grep -c "^greenld: end of fiber dump" <<<"$err") -ge 1 ]]
+check "40 dump signals during 40,000 echo requests: no error, no mismatch, the server lives" $?
+[[ $(grep -c "^greenld: fiber dump" <<<"$err") == $(grep -c "^greenld: end of fiber dump" <<<"$err") ]]
+check "every dump taken under load completes" $?
+
 # ---------------------------------------------------------------- deadlock
 run -- "$T" deadlock
 [[ $rc == 0 && $out == done ]]
