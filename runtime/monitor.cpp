@@ -305,10 +305,13 @@ void print_counters(const char* heading) {
         parks += rt.hub(i)->parks.load(std::memory_order_relaxed);
         alive += rt.hub(i)->fibers_alive.load(std::memory_order_relaxed);
     }
+    const int64_t natives = rt.program_threads.load(std::memory_order_relaxed) - alive;
     diag::write_line("%s: %d hubs; fibers created %" PRIu64 ", alive %" PRId64 "; switches %" PRIu64
-                     ", parks %" PRIu64 ", offloaded calls %" PRIu64,
+                     ", parks %" PRIu64 ", offloaded calls %" PRIu64 "; native threads of the program %" PRId64
+                     " (%d waiting on fiber locks with no deadline)",
                      heading, n, rt.fibers_created.load(std::memory_order_relaxed), alive, switches, parks,
-                     BlockingPool::get().offloaded.load(std::memory_order_relaxed));
+                     BlockingPool::get().offloaded.load(std::memory_order_relaxed), natives,
+                     futex_native_waiters_forever());
 }
 
 void dump(const char* heading) {

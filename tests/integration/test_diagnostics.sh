@@ -62,8 +62,8 @@ check "fibers that park (fd, sleep, mutex) are not reported as blocking" $?
 run GREENLD_DUMP_SIGNAL=USR2 -- "$T" dump 12
 [[ $rc == 0 && $out == done ]]
 check "GREENLD_DUMP_SIGNAL=USR2: the signal prints a dump and does not kill the program (which set SIG_DFL for it)" $?
-[[ $err =~ greenld:\ fiber\ dump\ \(signal\ 12\):\ [0-9]+\ hubs\;\ fibers\ created\ 4,\ alive\ 4\;\ switches\ [0-9]+,\ parks\ [0-9]+,\ offloaded\ calls\ [0-9]+ && $err == *"greenld: end of fiber dump"* ]]
-check "the dump starts with the counters (fibers created/alive, switches, parks, offloaded calls)" $?
+[[ $err =~ greenld:\ fiber\ dump\ \(signal\ 12\):\ [0-9]+\ hubs\;\ fibers\ created\ 4,\ alive\ 4\;\ switches\ [0-9]+,\ parks\ [0-9]+,\ offloaded\ calls\ [0-9]+\;\ native\ threads\ of\ the\ program\ 1\ \(0\ waiting\ on\ fiber\ locks\ with\ no\ deadline\) && $err == *"greenld: end of fiber dump"* ]]
+check "the dump starts with the counters (fibers created/alive, switches, parks, offloaded calls, native threads)" $?
 [[ $(grep -cE '^fiber [0-9]+ ' <<<"$err") == 4 && $(grep -cE '^hub [0-9]+ \(thread [0-9]+\)' <<<"$err") -ge 1 ]]
 check "the dump lists every hub and one line per fiber starting with 'fiber <id>'" $?
 [[ $err =~ fiber\ [0-9]+\ parked\ on\ fd\ [0-9]+\ for\ read,\ for\ [0-9.]+\ s ]]
@@ -136,7 +136,8 @@ run -- "$T" deadlock
 check "a deadlock that a signal handler ends: the program is left running and finishes" $?
 [[ $err == *"greenld: deadlock: all 2 fibers and 1 native threads of the program wait on locks or joins with no deadline"* ]]
 check "every fiber and thread waiting on a lock for good draws a deadlock warning" $?
-[[ $err == *"fiber dump (deadlock)"* && $(grep -c wait_forever <<<"$err") == 2 ]]
+[[ $err == *"fiber dump (deadlock)"* && $(grep -c wait_forever <<<"$err") == 2 \
+   && $err == *"native threads of the program 1 (1 waiting on fiber locks with no deadline)"* ]]
 check "the deadlock warning comes with the dump of the stuck fibers" $?
 [[ $(grep -c "greenld: deadlock" <<<"$err") == 1 ]]
 check "one deadlock, one warning" $?
