@@ -7,7 +7,7 @@
 #                   a table, build/bench/results.tsv and build/bench/chart.png
 #   make demo       install deps if missing, build, run the demo
 #   make deps       install the Debian build dependencies (as root)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (library, launcher, header, greenld.pc, man pages)
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -158,6 +158,8 @@ install: $(BUILD)/libgreenld.so
 	echo $(VERSION) > $(DESTDIR)$(PREFIX)/lib/greenld/VERSION
 	install -m 0755 scripts/greenld $(DESTDIR)$(PREFIX)/bin/greenld
 	install -m 0644 preload/greenld.h $(DESTDIR)$(PREFIX)/include/greenld.h
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' scripts/greenld.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/greenld.pc
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
 	install -m 0644 man/greenld.1 $(DESTDIR)$(MANDIR)/man1/greenld.1
 	install -m 0644 man/greenld.3 $(DESTDIR)$(MANDIR)/man3/greenld.3
@@ -167,8 +169,10 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/greenld/libgreenld.so $(DESTDIR)$(PREFIX)/lib/greenld/libnss_greenld.so.2 \
 	      $(DESTDIR)$(PREFIX)/lib/greenld/VERSION \
 	      $(DESTDIR)$(PREFIX)/bin/greenld $(DESTDIR)$(PREFIX)/include/greenld.h \
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/greenld.pc \
 	      $(DESTDIR)$(MANDIR)/man1/greenld.1 $(DESTDIR)$(MANDIR)/man3/greenld.3 $(DESTDIR)$(MANDIR)/man7/greenld.7
 	-rmdir $(DESTDIR)$(PREFIX)/lib/greenld
+	-rmdir $(DESTDIR)$(PREFIX)/lib/pkgconfig 2>/dev/null
 
 clean:
 	rm -rf $(BUILD) build-asan

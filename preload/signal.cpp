@@ -158,7 +158,10 @@ int wait_result(int r, siginfo_t* info) {
 // ---------------------------------------------------------------- dispositions
 
 GREENLD_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
-    if (!dispositions_patched() || !signals::intercepted(sig)) return next_sigaction(sig, act, old);
+    // The diagnostic signals (runtime/monitor.h) keep the trampoline in the
+    // kernel whatever the program sets, even SIG_DFL.
+    const bool diagnostic = signals::diagnostic(sig) && !signals::in_memory_sharing_child();
+    if (!diagnostic && (!dispositions_patched() || !signals::intercepted(sig))) return next_sigaction(sig, act, old);
     signals::prepare();
     struct sigaction kernel_act;
     const struct sigaction* to_kernel = act;
@@ -168,15 +171,18 @@ GREENLD_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigact
         a.handler = reinterpret_cast<void*>(act->sa_handler);
         a.mask = mask_of(&act->sa_mask);
         a.flags = act->sa_flags;
+        const bool caught = act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN;
         // kPoolKick keeps the trampoline under SIG_DFL (it then acts as the
         // default would), so that pool calls stay interruptible.
         const bool kick_default = sig == signals::kPoolKick && act->sa_handler == SIG_DFL && signals::pool_kick_ready();
-        if ((act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN) || kick_default) {
+        if (caught || diagnostic || kick_default) {
             // SA_RESETHAND is applied by the trampoline's caller when the
             // handler really runs (it may run later, in another fiber).
             kernel_act = *act;
             kernel_act.sa_sigaction = reinterpret_cast<void (*)(int, siginfo_t*, void*)>(signals::trampoline());
-            kernel_act.sa_flags = (act->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
+            kernel_act.sa_flags = caught         ? (act->sa_flags | SA_SIGINFO) & ~SA_RESETHAND
+                                  : kick_default ? SA_SIGINFO  // never SA_RESTART: the kick must interrupt
+                                                 : SA_SIGINFO | SA_RESTART | SA_ONSTACK;
             to_kernel = &kernel_act;
         }
         // Recorded before the kernel can call the trampoline with it.

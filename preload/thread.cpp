@@ -85,6 +85,16 @@ FiberOptions options_from(const pthread_attr_t* attr) {
 int join_fiber(Fiber* f, void** result, Deadline deadline, bool try_only) {
     Fiber* self = Hub::current_fiber();
     if (f == self) return EDEADLK;
+    // For the fiber dump (runtime/monitor.h): what the futex wait is for.
+    struct Joining {
+        Fiber* self;
+        Joining(Fiber* s, Fiber* target) : self(s) {
+            if (self) self->waiting.joining = target->id;
+        }
+        ~Joining() {
+            if (self) self->waiting.joining = 0;
+        }
+    } joining(self, f);
     while (f->exited.load(std::memory_order_acquire) == 0) {
         if (try_only) return EBUSY;
         const int rc = futex_wait(&f->exited, 0, deadline);

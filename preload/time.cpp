@@ -34,6 +34,7 @@ int sleep_until(Deadline deadline) {
     // signals::sleep_until, plus the end of the sleep on a pthread_cancel
     // request (which runs no handler, so signals::sleep_until would sleep on).
     Fiber* f = Hub::current_fiber();
+    f->note_wait(WaitKind::sleep);
     while (!deadline.passed()) {
         const WakeReason why = f->hub->park(deadline);
         if (signals::deliver_pending(f)) return EINTR;

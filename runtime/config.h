@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace greenld::config {
 
@@ -50,5 +51,40 @@ ResolverMode resolver_mode();
 
 // Parses "123", "64k", "8M", "1g" (powers of 1024). False if malformed.
 bool parse_size(const char* text, size_t* out);
+
+// The value of a GREENLD_* variable, or null. Under secure execution
+// (AT_SECURE: setuid/setgid/capabilities) the variables that would raise
+// limits (hubs, stacks, pool threads) or print the program's internals to
+// whoever started it (diagnostics, log level) read as unset, as glibc
+// ignores LD_LIBRARY_PATH there; GREENLD_PATCH and GREENLD_NO_INHERIT,
+// which only make the shim do less, still apply.
+const char* setting(const char* name);
+bool secure_execution();
+
+// GREENLD_LOG_LEVEL: which diag messages are printed (diag.h).
+enum class LogLevel : int { none = 0, error = 1, warning = 2, info = 3, debug = 4 };
+LogLevel log_level();
+bool parse_log_level(const char* text, LogLevel* out);
+
+// GREENLD_MAX_BLOCKING_TIME, in seconds (a decimal number, 0.001..3600):
+// the blocked-hub monitor reports a hub that has not switched for that
+// long. 0: off (the default).
+uint64_t max_blocking_time_ns();
+bool parse_seconds(const char* text, uint64_t* ns);
+
+// GREENLD_DUMP_SIGNAL: the signal that prints every hub and fiber; a name
+// with or without SIG (USR2, SIGUSR2, RTMIN+1) or a number. 0: off.
+int dump_signal();
+// Parses a signal; false if unknown, or one that cannot carry a dump
+// (uncatchable, a fault, glibc-internal, or kSampleSignal).
+bool parse_signal(const char* text, int* sig);
+// The signal the monitor sends a hub thread to take its backtrace; in use
+// (and refused as a dump signal) only while diagnostics are on.
+constexpr int kSampleSignal = 64;  // SIGRTMAX on Linux/glibc
+// The signal that interrupts a blocking-call pool thread's call (signals.h).
+constexpr int kPoolKickSignal = 63;  // SIGRTMAX-1
+
+// GREENLD_NO_INHERIT=1: programs this one execs run without the shim.
+bool no_inherit();
 
 }  // namespace greenld::config

@@ -35,6 +35,11 @@ greenld_context_switch:
     popq %rbp
     popq %rcx
     jmpq *%rcx
+    /* The monitor (monitor.cpp) tells a thread stopped mid-switch, whose
+     * saved stack pointers are not all current, by its pc. */
+    .globl greenld_context_switch_end
+    .hidden greenld_context_switch_end
+greenld_context_switch_end:
     .cfi_endproc
     .size greenld_context_switch, .-greenld_context_switch
 

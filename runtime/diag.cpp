@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "config.h"
 #include "fiber.h"
 #include "hub.h"
 #include "native.h"
@@ -48,7 +49,7 @@ bool is_overflow(const Fiber* f, const siginfo_t* info, const void* uctx) {
 void on_fault(int sig, siginfo_t* info, void* uctx) {
     Fiber* f = Hub::current_fiber();
     if (is_overflow(f, info, uctx)) {
-        message("fiber %u overflowed its stack (%zu KiB) at address %p; raise the stack size with "
+        error("fiber %u overflowed its stack (%zu KiB) at address %p; raise the stack size with "
                 "GREENLD_STACK_SIZE or greenld --stack-size (pthread_attr_setstacksize is honoured)",
                 f->id, f->stack.usable / 1024, info->si_addr);
         // A shared stack's guard reports SIGBUS (userfaultfd); natively, and
@@ -62,7 +63,23 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
 
 }  // namespace
 
-void message(const char* fmt, ...) {
+#define GREENLD_DIAG_AT(name, level)                                  \
+    void name(const char* fmt, ...) {                                 \
+        if (config::log_level() < config::LogLevel::level) return;    \
+        va_list ap;                                                   \
+        va_start(ap, fmt);                                            \
+        vmessage(fmt, ap);                                            \
+        va_end(ap);                                                   \
+    }
+GREENLD_DIAG_AT(message, warning)
+GREENLD_DIAG_AT(error, error)
+GREENLD_DIAG_AT(info, info)
+GREENLD_DIAG_AT(debug, debug)
+#undef GREENLD_DIAG_AT
+
+bool debugging() { return config::log_level() >= config::LogLevel::debug; }
+
+void write_line(const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vmessage(fmt, ap);

@@ -34,6 +34,18 @@ enum class WakeReason : uint8_t {
     interrupted,  // a signal or pthread_cancel for this fiber arrived during the park
 };
 
+// What a parked fiber waits for, for the fiber dump (monitor.cpp). Set by
+// each kind of wait around its park with plain stores; read only while the
+// fiber's hub is stopped by the monitor.
+enum class WaitKind : uint8_t { none, fd, fds, futex, sleep, signal, offload };
+struct WaitInfo {
+    WaitKind kind = WaitKind::none;
+    unsigned events = 0;      // fd: kWaitRead/kWaitWrite (io.h); fds: how many
+    long fd = -1;             // fd, fds: the (first) descriptor
+    const void* addr = nullptr;  // futex: the word
+    uint32_t joining = 0;     // in pthread_join: the fiber it waits for (kept across note_wait)
+};
+
 // Node of a hub's cross-thread queue. `run` is called on the target hub.
 struct RemoteItem {
     RemoteItem* next = nullptr;
@@ -84,6 +96,15 @@ public:
     void* robust_list = nullptr;
     char name[16] = {};
     uint64_t created_ns = 0;
+    WaitInfo waiting;
+    double parked_since = 0;  // its hub's ev_now() when it last parked
+
+    void note_wait(WaitKind kind, long fd = -1, unsigned events = 0, const void* addr = nullptr) {
+        waiting.kind = kind;
+        waiting.fd = fd;
+        waiting.events = events;
+        waiting.addr = addr;
+    }
 
     Fiber() = default;
     Fiber(const Fiber&) = delete;

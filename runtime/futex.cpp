@@ -73,6 +73,8 @@ int resolve_unwoken(Bucket& b, FutexWaiter* w, int error) {
     return 0;
 }
 
+std::atomic<int> g_native_waiters_forever{0};
+
 }  // namespace
 
 int futex_wait(std::atomic<uint32_t>* addr, uint32_t expected, Deadline deadline, uint32_t bitset) {
@@ -85,7 +87,10 @@ int futex_wait(std::atomic<uint32_t>* addr, uint32_t expected, Deadline deadline
         // takes this lock, so it cannot slip between this check and enqueue.
         if (addr->load(std::memory_order_acquire) != expected) return EAGAIN;
         if (deadline.passed()) return ETIMEDOUT;
-        if (self) self->hub->prepare_park();
+        if (self) {
+            self->hub->prepare_park();
+            self->note_wait(WaitKind::futex, -1, 0, addr);
+        }
         enqueue(b, &w);
     }
     if (self) {
@@ -99,6 +104,17 @@ int futex_wait(std::atomic<uint32_t>* addr, uint32_t expected, Deadline deadline
         signals::deliver_pending(self);
         return rc;
     }
+    // A native thread waiting with no deadline counts for the deadlock
+    // detector (monitor.cpp): it is as stuck as a parked fiber.
+    struct NativeWaitCount {
+        bool counted;
+        explicit NativeWaitCount(bool forever) : counted(forever) {
+            if (counted) g_native_waiters_forever.fetch_add(1, std::memory_order_relaxed);
+        }
+        ~NativeWaitCount() {
+            if (counted) g_native_waiters_forever.fetch_sub(1, std::memory_order_relaxed);
+        }
+    } count(deadline.is_never());
     for (;;) {
         if (w.native_word.load(std::memory_order_acquire)) return 0;
         int64_t remaining = deadline.remaining_ns();
@@ -106,6 +122,8 @@ int futex_wait(std::atomic<uint32_t>* addr, uint32_t expected, Deadline deadline
         native::futex_wait(&w.native_word, 0, remaining);
     }
 }
+
+int futex_native_waiters_forever() { return g_native_waiters_forever.load(std::memory_order_relaxed); }
 
 int futex_wake(const void* addr, int count, uint32_t bitset) {
     Bucket& b = bucket_for(addr);

@@ -39,4 +39,7 @@ void futex_unlock_after_fork(bool child);
 // Number of waiters queued on addr (for tests and diagnostics).
 int futex_waiters(const void* addr);
 
+// Native threads (not fibers) waiting on the fiber futex with no deadline.
+int futex_native_waiters_forever();
+
 }  // namespace greenld

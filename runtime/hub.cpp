@@ -14,6 +14,8 @@
 #include "fiber_ids.h"
 #include "futex.h"
 #include "io.h"
+#include "monitor.h"
+#include "pool.h"
 #include "sanitizer.h"
 #include "signals.h"
 #include "fork.h"
@@ -75,6 +77,11 @@ void* Hub::thread_main(void* arg) {
         pthread_attr_destroy(&attr);
     }
     diag::install_overflow_reporter();
+    if (hub->index_ == 0) {
+        ev_timer_init(&hub->deadlock_tick_, on_deadlock_tick, 0.5, 0.5);
+        hub->deadlock_tick_.data = hub;
+        ev_timer_start(hub->loop_, &hub->deadlock_tick_);
+    }
     hub->run();
     return nullptr;
 }
@@ -88,14 +95,22 @@ void Hub::run() {
             f->runq_next = nullptr;
             switch_to(f);
         }
-        ev_run(loop_, runq_head_ ? EVRUN_NOWAIT : EVRUN_ONCE);
+        if (runq_head_) {
+            ev_run(loop_, EVRUN_NOWAIT);
+        } else {
+            polling.store(true, std::memory_order_relaxed);
+            ev_run(loop_, EVRUN_ONCE);
+            polling.store(false, std::memory_order_relaxed);
+        }
     }
 }
 
 void Hub::switch_to(Fiber* f) {
     t_fiber = f;
     f->state.store(FiberState::running, std::memory_order_relaxed);
-    switches.fetch_add(1, std::memory_order_relaxed);
+    // Only this thread writes it: a plain add, no locked instruction; the
+    // monitor samples it (monitor.h).
+    switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     void* asan_save = nullptr;
     sanitizer::start_switch(&asan_save, f->stack.lo(), f->stack.usable);
     greenld_context_switch(&ctx_, &f->ctx);
@@ -135,6 +150,8 @@ void Hub::prepare_park() {
     self->wake_reason = WakeReason::none;
     self->wake_error = 0;
     self->sig.handler_ran = false;
+    self->parked_since = ev_now(loop_);
+    parks.store(parks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     self->state.store(FiberState::parked, std::memory_order_release);
 }
 
@@ -294,6 +311,8 @@ void Hub::on_timer(struct ev_loop*, ev_timer* w, int) {
     unpark(static_cast<Fiber*>(w->data), WakeReason::timeout);
 }
 
+void Hub::on_deadlock_tick(struct ev_loop*, ev_timer* w, int) { monitor::deadlock_tick(static_cast<Hub*>(w->data)); }
+
 IoSlot* Hub::io_slot(int fd, bool create) {
     if (fd < 0) return nullptr;
     if (size_t(fd) >= io_slots_.size()) {
@@ -320,6 +339,7 @@ int Runtime::start_hubs() {
     native::LockGuard g(start_lock_);
     if (started_.load(std::memory_order_relaxed)) return 0;
     install_fork_handlers();
+    monitor::hubs_starting();
     default_stack_size_ = config::stack_size();
     int n = config::hubs();
     for (int i = 0; i < n; ++i) {
@@ -336,6 +356,8 @@ int Runtime::start_hubs() {
         hub_count_ = i + 1;
     }
     started_.store(true, std::memory_order_release);
+    diag::info("started %d hubs; fiber stacks of %zu KiB; blocking-call pool of %d threads", hub_count_,
+               default_stack_size_ / 1024, BlockingPool::get().size());
     return 0;
 }
 
@@ -389,6 +411,7 @@ int Runtime::spawn(void* (*start)(void*), void* arg, const FiberOptions& opts, F
     fibers_created.fetch_add(1, std::memory_order_relaxed);
     fiber_ids::add(f);
     *out = f;
+    if (__builtin_expect(diag::debugging(), 0)) diag::debug("fiber %u created on hub %d", f->id, f->hub->index());
     f->state.store(FiberState::runnable, std::memory_order_release);
     if (f->hub == Hub::current())
         f->hub->make_runnable_local(f);

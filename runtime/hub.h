@@ -72,7 +72,14 @@ public:
     pthread_t native_handle() const { return native_handle_.load(std::memory_order_acquire); }
     struct ev_loop* loop() const { return loop_; }
     std::atomic<int64_t> fibers_alive{0};
+    // Written by the hub thread only (a plain add, no locked instruction);
+    // read by the monitor (monitor.h): the blocked-hub check samples
+    // `switches`, the dump prints both.
     std::atomic<uint64_t> switches{0};
+    std::atomic<uint64_t> parks{0};
+    // True while the hub waits in its event loop with nothing to run: the
+    // monitor tells an idle hub from a blocked one by it.
+    std::atomic<bool> polling{false};
 
     // Per-fd readiness state of this hub's loop (see io.cpp).
     IoSlot* io_slot(int fd, bool create);
@@ -101,6 +108,7 @@ private:
     void finish_dead(Fiber* f);
     static void on_wakeup_fd(struct ev_loop*, ev_io* w, int);
     static void on_timer(struct ev_loop*, ev_timer* w, int);
+    static void on_deadlock_tick(struct ev_loop*, ev_timer* w, int);
 
     static thread_local Hub* t_hub;
     static thread_local Fiber* t_fiber;
@@ -127,6 +135,7 @@ private:
     ev_io wakeup_watcher_;
 
     std::vector<IoSlot*> io_slots_;
+    ev_timer deadlock_tick_;         // hub 0 only (monitor.h)
 };
 
 // The process-wide side: configuration, the hubs, fiber creation.

@@ -330,6 +330,7 @@ int wait_fd(int fd, unsigned events, Deadline deadline) {
     Interest it;
     if (!prepare(hub, it, fd, events)) return it.entry ? ENOMEM : EBADF;
     hub->prepare_park();
+    self->note_wait(WaitKind::fd, fd, events);
     arm(hub, self, &it, 1);
     WakeReason why = hub->park_prepared(deadline);
     disarm(&it, 1);
@@ -359,6 +360,7 @@ int wait_fds(const FdInterest* fds, size_t n, Deadline deadline) {
         ++armed;
     }
     hub->prepare_park();
+    self->note_wait(WaitKind::fds, armed ? list[0].fd : -1, unsigned(armed));
     arm(hub, self, list, armed);
     WakeReason why = hub->park_prepared(deadline);
     disarm(list, armed);

@@ -4,6 +4,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <cerrno>
@@ -109,6 +110,20 @@ bool start_thread(void* (*fn)(void*), void* arg, int* err) {
     }
     return true;
 }
+
+int libc_sigaction(int sig, const struct sigaction* act) {
+    using Fn = int (*)(int, const struct sigaction*, struct sigaction*);
+    static std::atomic<Fn> real{nullptr};
+    Fn fn = real.load(std::memory_order_acquire);
+    if (!fn) {
+        fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "sigaction"));
+        if (!fn) fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "sigaction"));
+        real.store(fn, std::memory_order_release);
+    }
+    return fn(sig, act, nullptr);
+}
+
+bool secure_execution() { return getauxval(AT_SECURE) != 0; }
 
 int usable_cpus() {
     cpu_set_t set;

@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 
+struct sigaction;
+
 namespace greenld::native {
 
 long syscall6(long nr, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, long f = 0);
@@ -59,6 +61,12 @@ private:
 // the blocking-call pool). Created with glibc's real pthread_create, never
 // turned into a fiber. Returns false (errno-style code in *err) on failure.
 bool start_thread(void* (*fn)(void*), void* arg, int* err);
+
+// glibc's sigaction (never the program's view that preload/ gives): 0 or -1.
+int libc_sigaction(int sig, const struct sigaction* act);
+
+// AT_SECURE: the process runs setuid/setgid or with file capabilities.
+bool secure_execution();
 
 // Number of CPUs this process may run on (sched_getaffinity).
 int usable_cpus();

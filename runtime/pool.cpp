@@ -245,6 +245,8 @@ void BlockingPool::run_parked(PoolJob* job) {
     // Parked before the job is visible to a worker, whose unpark may come
     // at once (or from this very fiber, when the job is made inline).
     hub->prepare_park();
+    job->waiter->note_wait(WaitKind::offload);
+    offloaded.fetch_add(1, std::memory_order_relaxed);
     submit(job);
     WakeReason why = hub->park_prepared(Deadline::never());
     while (!job->done.load(std::memory_order_acquire)) {

@@ -87,6 +87,7 @@ public:
     // For tests and diagnostics.
     int threads();
     int idle_threads();
+    std::atomic<uint64_t> offloaded{0};  // calls run on the pool so far
 
     // fork(): pool.cpp. The child's pool starts empty.
     void lock_for_fork();

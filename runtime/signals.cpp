@@ -93,12 +93,16 @@ void count(HubSignals& hs, Mask from, Mask to) {
     }
 }
 
+std::atomic<DiagnosticHook> g_diag_hook{nullptr};
+std::atomic<Mask> g_diag_mask{0};
+
 Mask wanted_kernel_mask(const HubSignals& hs) {
-    if (hs.fibers == 0) return ~kNeverBlockOnHub;
+    const Mask never = kNeverBlockOnHub | g_diag_mask.load(std::memory_order_relaxed);
+    if (hs.fibers == 0) return ~never;
     Mask m = 0;
     for (int i = 0; i < kMaxSignal; ++i)
         if (hs.blocking[i] == hs.fibers) m |= Mask(1) << i;
-    return m & ~kNeverBlockOnHub;
+    return m & ~never;
 }
 
 // Called on the hub thread. A hub left without fibers keeps its mask: a
@@ -299,6 +303,10 @@ void run_inline(Hub* hub, Fiber* f, int sig, siginfo_t* info, void* ucv) {
 
 void on_signal(int sig, siginfo_t* info, void* ucv) {
     const int saved_errno = errno;
+    if (DiagnosticHook hook = g_diag_hook.load(std::memory_order_acquire); hook && hook(sig, info, ucv)) {
+        errno = saved_errno;
+        return;
+    }
     Hub* hub = Hub::current();
     if (sig == kPoolKick && !hub && pool_kick_signal(info, ucv)) {
         errno = saved_errno;
@@ -594,6 +602,7 @@ bool restarts(Deadline deadline) {
 
 int sleep_until(Deadline deadline) {
     Fiber* f = Hub::current_fiber();
+    f->note_wait(WaitKind::sleep);
     while (!deadline.passed()) {
         f->hub->park(deadline);
         if (deliver_pending(f)) return EINTR;
@@ -605,6 +614,7 @@ void suspend(Mask mask) {
     Fiber* f = Hub::current_fiber();
     const Mask saved = f->sig.blocked;
     apply_mask(f, mask);
+    f->note_wait(WaitKind::signal);
     while (!deliver_pending(f)) f->hub->park();
     apply_mask(f, saved);
     deliver_pending(f);
@@ -836,5 +846,37 @@ void reset_in_child(Fiber* forker) {
         set_thread_mask(forker->sig.blocked);
     }
 }
+
+// ---------------------------------------------------------------- diagnostics
+
+void set_diagnostic_hook(DiagnosticHook hook, Mask mask) {
+    prepare();
+    g_diag_hook.store(hook, std::memory_order_release);
+    g_diag_mask.store(mask, std::memory_order_relaxed);
+    for (int sig = 1; sig <= kMaxSignal; ++sig) {
+        if (!(mask & bit(sig))) continue;
+        KernelAction cur{};
+        if (native::sys(SYS_rt_sigaction, sig, 0, reinterpret_cast<long>(&cur), 8) != 0) continue;
+        if (cur.handler == trampoline()) continue;
+        // The program's disposition so far (SIG_DFL, or SIG_IGN inherited
+        // through exec) stays recorded: the trampoline applies it to the
+        // signals the hook does not consume. libc's sigaction, not ours
+        // (which would record the trampoline as the program's handler),
+        // for the restorer x86_64 requires.
+        struct sigaction sa{};
+        sa.sa_sigaction = on_signal;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        native::libc_sigaction(sig, &sa);
+    }
+}
+
+bool diagnostic(int sig) {
+    return sig >= 1 && sig <= kMaxSignal && (g_diag_mask.load(std::memory_order_relaxed) & bit(sig));
+}
+
+long hub_tid(Hub* hub) { return state(hub).tid; }
+
+Fiber* first_fiber(Hub* hub) { return state(hub).head; }
 
 }  // namespace greenld::signals

@@ -27,6 +27,8 @@
 // with raw system calls.
 #pragma once
 
+#include "config.h"
+
 #include <signal.h>
 
 #include <atomic>
@@ -96,11 +98,13 @@ void prepare();
 bool in_memory_sharing_child();
 
 // The signal that interrupts a kickable pool job's call (pool.h): the
-// highest real-time signal, which a program is least likely to use. Its
+// second highest real-time signal (SIGRTMAX-1), which a program is
+// unlikely to use; SIGRTMAX itself stops hubs for the monitor
+// (config::kSampleSignal). Its
 // kernel disposition is our trampoline whenever the program's is SIG_DFL
 // (recorded and reported as SIG_DFL), so that it can interrupt a pool
 // thread's call; a program that catches it itself keeps its handler.
-constexpr int kPoolKick = 64;
+constexpr int kPoolKick = config::kPoolKickSignal;
 // Whether the trampoline is the kernel's disposition for kPoolKick (the
 // preload layer installs it, with libc's sigaction, and says so).
 bool pool_kick_ready();
@@ -173,6 +177,20 @@ struct ChildMask {
 };
 ChildMask child_mask_begin(bool keep_pending);
 void child_mask_end(const ChildMask& cm);
+
+// ---- diagnostics (monitor.cpp) ----
+
+// A hook the trampoline calls first for every signal, on any thread; true
+// if it consumed the signal. The signals of `mask` get the trampoline in
+// the kernel now and whatever the program later sets, and hub threads
+// never block them. Call before the hubs start.
+using DiagnosticHook = bool (*)(int sig, siginfo_t* info, void* ucontext);
+void set_diagnostic_hook(DiagnosticHook hook, Mask mask);
+bool diagnostic(int sig);
+// The hub's kernel thread id, and its started fibers (follow sig.next):
+// read by the monitor while the hub is stopped.
+long hub_tid(Hub* hub);
+Fiber* first_fiber(Hub* hub);
 
 // ---- hooks of the hub (hub.cpp) and fork (fork.cpp) ----
 

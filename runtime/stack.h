@@ -37,6 +37,11 @@ struct Stack {
     char* lo() const { return low; }
     char* top() const { return low + usable; }
     bool owned() const { return kind == StackKind::mapped || kind == StackKind::slab; }
+    // True if `p` lies in the stack's region (guard or usable area).
+    bool contains(const void* p) const {
+        auto* c = static_cast<const char*>(p);
+        return c >= map && c < map + map_size;
+    }
     // True if `addr` is where an overflowing frame of this stack faults: in
     // its guard, or (mapped stacks) up to 64 KiB below the mapping, for a
     // frame larger than the guard page.

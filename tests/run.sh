@@ -43,6 +43,7 @@ run_suite "launcher" tests/integration/test_launcher.sh "$BUILD"
 run_suite "install" tests/integration/test_install.sh "$BUILD"
 run_suite "man pages" tests/integration/test_man.sh
 run_suite "GREENLD_PATCH families" tests/integration/test_patch.sh "$BUILD"
+run_suite "diagnostics, settings, secure execution" tests/integration/test_diagnostics.sh "$BUILD"
 run_suite "thread-per-connection echo, 2000 connections" tests/integration/echo_2000.sh "$BUILD"
 run_suite "100,000 parked threads (greenld only)" tests/integration/many_parked.sh "$BUILD"
 run_suite "benchmark programs (make bench's tools)" tests/integration/bench_tools.sh "$BUILD"

@@ -41,6 +41,35 @@ printf '#include <greenld.h>\nint main(void) { return greenld_is_fiber() == 0 ? 
 ${CC:-gcc} -I"$stage/opt/greenld/include" -o "$stage/api" "$stage/api.c" -L"$lib" -lgreenld -Wl,-rpath,"$lib" &&
     "$stage/api"
 check "a program linked with -lgreenld against the installed library runs" '[ $? -eq 0 ]'
+# pkg-config: a program built against the installed greenld.h and library
+# runs its threads on fibers with no launcher (the library is DT_NEEDED).
+pc=$stage/opt/greenld/lib/pkgconfig/greenld.pc
+check "install puts greenld.pc in lib/pkgconfig, with the prefix and the version" \
+    '[ -f "$pc" ] && grep -qx "prefix=/opt/greenld" "$pc" && grep -qx "Version: $(cat VERSION)" "$pc"'
+flags=$(PKG_CONFIG_PATH=$stage/opt/greenld/lib/pkgconfig pkg-config --define-prefix --cflags --libs greenld 2>&1)
+check "pkg-config greenld gives -I, -L and -lgreenld for the installed tree" \
+    '[[ $flags == *"-I$stage/opt/greenld/include"* && $flags == *"-L$stage/opt/greenld/lib/greenld"* && $flags == *-lgreenld* ]]'
+cat > "$stage/api_user.c" <<'EOF'
+#include <greenld.h>
+#include <pthread.h>
+#include <stdio.h>
+static void *run(void *out) { *(int *)out = greenld_is_fiber(); return NULL; }
+int main(void) {
+    int in_thread = -1;
+    pthread_t t;
+    pthread_create(&t, NULL, run, &in_thread);
+    pthread_join(t, NULL);
+    printf("main=%d thread=%d\n", greenld_is_fiber(), in_thread);
+    return 0;
+}
+EOF
+# shellcheck disable=SC2086
+cc -o "$stage/api_user" "$stage/api_user.c" $flags 2>"$stage/cc.err"
+api_out=$(env -u LD_PRELOAD timeout 30 "$stage/api_user" 2>&1)
+check "a program built with pkg-config's flags runs its threads as fibers, without the launcher" \
+    '[ "$api_out" = "main=0 thread=1" ] || { cat "$stage/cc.err"; echo "# got: $api_out"; false; }'
+rm -f "$stage/api_user" "$stage/api_user.c" "$stage/cc.err"
+
 make -s uninstall DESTDIR="$stage" PREFIX=/opt/greenld >/dev/null
 check "uninstall removes what install put" \
     '[ ! -e "$bin" ] && [ ! -e "$stage/opt/greenld/lib/greenld" ] && [ -z "$(find "$stage/opt" -type f)" ]'

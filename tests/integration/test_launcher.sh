@@ -78,12 +78,18 @@ FAKE_LIB=$(readlink -f -- "$TMP/lib/libgreenld.so")
 echo "# build dir $BUILD_DIR not needed; fake library: copy of $fake_src"
 export GREENLD_LIBRARY=$FAKE_LIB
 # Start from a clean slate whatever the caller's environment holds.
-unset LD_PRELOAD GREENLD_HUBS GREENLD_STACK_SIZE GREENLD_POOL_SIZE
+unset LD_PRELOAD GREENLD_HUBS GREENLD_STACK_SIZE GREENLD_POOL_SIZE GREENLD_MAPPED_STACKS GREENLD_PATCH GREENLD_RESOLVER \
+      GREENLD_MAX_BLOCKING_TIME GREENLD_DUMP_SIGNAL GREENLD_LOG_LEVEL GREENLD_NO_INHERIT
 
 # ------------------------------------------------------------------ cases --
 
 run --help
-[[ $rc == 0 && $out == Usage:* && $out == *--hubs* && $out == *--stack-size* && $out == *--pool-size* && -z $err ]]
+help_lists_all=0
+for opt in --patch --resolver --max-blocking-time --dump-signal --log-level --no-inherit; do
+    [[ $out == *"  $opt"* ]] || help_lists_all=1
+done
+[[ $rc == 0 && $out == Usage:* && $out == *--hubs* && $out == *--stack-size* && $out == *--pool-size* && -z $err \
+   && $help_lists_all == 0 ]]
 check "--help prints usage on stdout and exits 0" $? "$(describe)"
 
 run --version
@@ -134,6 +140,17 @@ run --pool-size
 [[ $rc == 2 && $err == *"--pool-size"* && $err == *"requires a value"* ]]
 check "--pool-size without a value exits 2" $? "$(describe)"
 
+for v in "--mapped-stacks=abc" "--mapped-stacks -1" "--mapped-stacks 1073741825" "--mapped-stacks 2.5"; do
+    # shellcheck disable=SC2086
+    run $v -- true
+    [[ $rc == 2 && $err == *"invalid value for --mapped-stacks"* && $err == *"0..1073741824"* ]]
+    check "$v exits 2 naming --mapped-stacks" $? "$(describe)"
+done
+
+run --mapped-stacks 0 -- env
+[[ $rc == 0 && $'\n'$out$'\n' == *$'\n'GREENLD_MAPPED_STACKS=0$'\n'* ]]
+check "--mapped-stacks 0 exports GREENLD_MAPPED_STACKS=0" $? "$(describe)"
+
 run --pool-size 8 -- env
 [[ $rc == 0 && $'\n'$out$'\n' == *$'\n'GREENLD_POOL_SIZE=8$'\n'* ]]
 check "--pool-size 8 exports GREENLD_POOL_SIZE=8" $? "$(describe)"
@@ -149,6 +166,74 @@ check "GREENLD_POOL_SIZE from the environment passes through" $? "$(describe)"
 out=$(GREENLD_POOL_SIZE=3 "$GL" --pool-size 1 -- env); rc=$?; err=
 [[ $rc == 0 && $'\n'$out$'\n' == *$'\n'GREENLD_POOL_SIZE=1$'\n'* && $out != *GREENLD_POOL_SIZE=3* ]]
 check "--pool-size overrides GREENLD_POOL_SIZE from the environment" $? "$(describe)"
+
+# ---- --patch, --resolver, --max-blocking-time, --dump-signal, --log-level,
+# --no-inherit: each exports its GREENLD_* twin, in both spellings.
+has_env() { [[ $'\n'$out$'\n' == *$'\n'$1$'\n'* ]]; }
+for c in "--patch thread,time|GREENLD_PATCH=thread,time" "--patch=all|GREENLD_PATCH=all" \
+         "--patch socket,thread,time,select,dns,os,signal|GREENLD_PATCH=socket,thread,time,select,dns,os,signal" \
+         "--resolver ares|GREENLD_RESOLVER=ares" "--resolver=thread|GREENLD_RESOLVER=thread" \
+         "--resolver block|GREENLD_RESOLVER=block" \
+         "--max-blocking-time 0.1|GREENLD_MAX_BLOCKING_TIME=0.1" "--max-blocking-time=2|GREENLD_MAX_BLOCKING_TIME=2" \
+         "--max-blocking-time .5|GREENLD_MAX_BLOCKING_TIME=.5" "--max-blocking-time 3600|GREENLD_MAX_BLOCKING_TIME=3600" \
+         "--max-blocking-time 0.001|GREENLD_MAX_BLOCKING_TIME=0.001" \
+         "--dump-signal USR2|GREENLD_DUMP_SIGNAL=SIGUSR2" "--dump-signal=SIGUSR1|GREENLD_DUMP_SIGNAL=SIGUSR1" \
+         "--dump-signal 12|GREENLD_DUMP_SIGNAL=SIGUSR2" "--dump-signal=usr2|GREENLD_DUMP_SIGNAL=SIGUSR2" \
+         "--dump-signal RTMIN+1|GREENLD_DUMP_SIGNAL=SIGRTMIN+1" "--dump-signal=QUIT|GREENLD_DUMP_SIGNAL=SIGQUIT" \
+         "--log-level debug|GREENLD_LOG_LEVEL=debug" "--log-level=none|GREENLD_LOG_LEVEL=none" \
+         "--log-level warn|GREENLD_LOG_LEVEL=warning" "--log-level=info|GREENLD_LOG_LEVEL=info" \
+         "--log-level error|GREENLD_LOG_LEVEL=error" "--no-inherit|GREENLD_NO_INHERIT=1"; do
+    # shellcheck disable=SC2086
+    run ${c%%|*} -- env
+    [[ $rc == 0 ]] && has_env "${c#*|}"
+    check "${c%%|*} exports ${c#*|}" $? "$(describe)"
+done
+
+for c in "--patch bogus" "--patch=" "--patch thread,,socks" "--resolver dns" "--resolver=" \
+         "--max-blocking-time 0" "--max-blocking-time=0.0009" "--max-blocking-time 3601" "--max-blocking-time 1e3" \
+         "--max-blocking-time -1" "--max-blocking-time ." "--max-blocking-time=abc" "--max-blocking-time 99999999999" \
+         "--dump-signal KILL" "--dump-signal=SIGSTOP" "--dump-signal SEGV" "--dump-signal 9" "--dump-signal 0" \
+         "--dump-signal 65" "--dump-signal 32" "--dump-signal 64" "--dump-signal RTMAX" "--dump-signal SIG12" \
+         "--dump-signal NOPE" "--dump-signal=" "--log-level loud" "--log-level=" "--log-level 3"; do
+    opt=${c%% *}
+    opt=${opt%%=*}
+    # shellcheck disable=SC2086
+    run $c -- true
+    [[ $rc == 2 && $err == *"invalid value for $opt"* && $err == *"Try 'greenld --help'."* ]]
+    check "$c exits 2 naming $opt" $? "$(describe)"
+done
+
+for opt in --patch --resolver --max-blocking-time --dump-signal --log-level; do
+    run "$opt"
+    [[ $rc == 2 && $err == *"'$opt' requires a value"* ]]
+    check "$opt without a value exits 2" $? "$(describe)"
+done
+
+run --no-inherit=1 -- true
+[[ $rc == 2 && $err == *"'--no-inherit' does not take a value"* ]]
+check "--no-inherit=1 exits 2: it takes no value" $? "$(describe)"
+
+# ---- GREENLD_* values passed on from the environment are checked: a bad
+# one stops the launcher (exit 2, naming it) before the program starts.
+for c in GREENLD_HUBS=abc GREENLD_HUBS=0 GREENLD_STACK_SIZE=12x GREENLD_POOL_SIZE=257 GREENLD_PATCH=bogus \
+         GREENLD_RESOLVER=dns GREENLD_MAX_BLOCKING_TIME=-1 GREENLD_DUMP_SIGNAL=KILL GREENLD_DUMP_SIGNAL=SIGFOO \
+         GREENLD_LOG_LEVEL=loud GREENLD_NO_INHERIT=yes GREENLD_NO_INHERIT=; do
+    out=$(env "$c" "$GL" -- sh -c 'echo started' 2>"$TMP/err"); rc=$?; err=$(<"$TMP/err")
+    [[ $rc == 2 && -z $out && $err == *"invalid ${c%%=*}='${c#*=}' in the environment"* ]]
+    check "$c in the environment: exit 2 naming it, the program not started" $? "$(describe)"
+done
+for c in GREENLD_PATCH=thread,time GREENLD_RESOLVER=block GREENLD_MAX_BLOCKING_TIME=0.25 GREENLD_DUMP_SIGNAL=USR1 \
+         GREENLD_DUMP_SIGNAL=10 GREENLD_LOG_LEVEL=debug GREENLD_NO_INHERIT=0 GREENLD_STACK_SIZE=64k; do
+    out=$(env "$c" "$GL" -- env 2>"$TMP/err"); rc=$?; err=$(<"$TMP/err")
+    [[ $rc == 0 && -z $err ]] && has_env "$c"
+    check "$c in the environment passes through unchanged" $? "$(describe)"
+done
+out=$(GREENLD_DUMP_SIGNAL=KILL "$GL" --dump-signal USR2 -- env 2>"$TMP/err"); rc=$?; err=$(<"$TMP/err")
+[[ $rc == 0 ]] && has_env GREENLD_DUMP_SIGNAL=SIGUSR2
+check "an option replaces a bad value from the environment" $? "$(describe)"
+out=$(GREENLD_HUB=2 "$GL" -- env 2>"$TMP/err"); rc=$?; err=$(<"$TMP/err")
+[[ $rc == 0 && $err == *"warning: GREENLD_HUB is not a greenld setting"* ]] && has_env GREENLD_HUB=2
+check "an unknown GREENLD_* variable draws a warning (a typo?) and passes through" $? "$(describe)"
 
 run
 [[ $rc == 2 && $err == *"no command"* && $err == *"Try 'greenld --help'."* ]]
@@ -178,9 +263,9 @@ run --hubs=64 env
 [[ $rc == 0 && $'\n'$out$'\n' == *$'\n'GREENLD_HUBS=64$'\n'* ]]
 check "--hubs=64 without '--' exports GREENLD_HUBS=64" $? "$(describe)"
 
-out=$(GREENLD_HUBS=5 GREENLD_STACK_SIZE=123 GREENLD_OTHER=x "$GL" -- env); rc=$?; err=
+out=$(GREENLD_HUBS=5 GREENLD_STACK_SIZE=16k GREENLD_OTHER=x "$GL" -- env 2>/dev/null); rc=$?; err=
 [[ $rc == 0 && $'\n'$out$'\n' == *$'\n'GREENLD_HUBS=5$'\n'* \
-   && $'\n'$out$'\n' == *$'\n'GREENLD_STACK_SIZE=123$'\n'* \
+   && $'\n'$out$'\n' == *$'\n'GREENLD_STACK_SIZE=16k$'\n'* \
    && $'\n'$out$'\n' == *$'\n'GREENLD_OTHER=x$'\n'* ]]
 check "GREENLD_* from the environment pass through when not given" $? "$(describe)"
 

@@ -19,7 +19,10 @@ plain() { sed 's/\\-/-/g' "$1"; }
 for opt in $(scripts/greenld --help | grep -oE '^  --[a-z-]+' | tr -d ' '); do
     check "greenld(1) documents $opt" 'plain man/greenld.1 | grep -qF -- "$opt"'
 done
-for var in $(grep -ohE 'getenv\("GREENLD_[A-Z_]+"\)' runtime/*.cpp preload/*.cpp | sort -u | sed -E 's/.*"(.*)".*/\1/'); do
+# The library reads its variables through config::setting() (or getenv).
+vars=$(grep -ohE '(getenv|setting)\("GREENLD_[A-Z_]+"\)' runtime/*.cpp preload/*.cpp | sort -u | sed -E 's/.*"(.*)".*/\1/')
+check "the library's GREENLD_* variables are found in its sources" '[ "$(wc -w <<<"$vars")" -ge 8 ]'
+for var in $vars; do
     check "greenld(7) documents $var" 'grep -qF "$var" man/greenld.7'
 done
 for fn in $(grep -oE '\bgreenld_[a-z_]+\(' preload/greenld.h | tr -d '(' | sort -u); do
