@@ -193,7 +193,7 @@ for c in "--patch bogus" "--patch=" "--patch thread,,socks" "--resolver dns" "--
          "--max-blocking-time 0" "--max-blocking-time=0.0009" "--max-blocking-time 3601" "--max-blocking-time 1e3" \
          "--max-blocking-time -1" "--max-blocking-time ." "--max-blocking-time=abc" "--max-blocking-time 99999999999" \
          "--dump-signal KILL" "--dump-signal=SIGSTOP" "--dump-signal SEGV" "--dump-signal 9" "--dump-signal 0" \
-         "--dump-signal 65" "--dump-signal 32" "--dump-signal 64" "--dump-signal RTMAX" "--dump-signal SIG12" \
+         "--dump-signal 65" "--dump-signal 32" "--dump-signal 63" "--dump-signal 64" "--dump-signal RTMAX" "--dump-signal SIG12" \
          "--dump-signal NOPE" "--dump-signal=" "--log-level loud" "--log-level=" "--log-level 3"; do
     opt=${c%% *}
     opt=${opt%%=*}
