@@ -102,6 +102,23 @@ private:
     bool interrupted_ = false;
 };
 
+// A fiber whose polls keep returning at once (events always ready, or a
+// zero timeout in a spin) would never give its hub back. Natively the
+// kernel preempts a spinning thread; here the other fibers of the hub would
+// starve, and the spinner may be waiting for one of them: redis-benchmark's
+// threads each poll their own epoll set, where finished clients stay
+// writable, until the others have counted their replies. After this many
+// such returns in a row on a hub, the fiber yields (its hub then also polls
+// its loop at least every kRunBudget runs).
+constexpr unsigned kPollsBeforeYield = 64;
+thread_local unsigned t_polls_without_parking = 0;
+
+void returned_without_parking() {
+    if (++t_polls_without_parking < kPollsBeforeYield) return;
+    t_polls_without_parking = 0;
+    if (Fiber* f = Hub::current_fiber()) f->hub->yield();
+}
+
 template <typename Ask, typename Build>
 int cooperative_wait(Deadline deadline, Ask ask, Build build, const sigset_t* mask = nullptr) {
     const int saved_errno = errno;
@@ -116,12 +133,19 @@ int cooperative_wait(Deadline deadline, Ask ask, Build build, const sigset_t* ma
     // by then is reported rather than a timeout.
     for (;;) {
         int r = ask();
-        if (r != 0) return r;
-        if (deadline.passed()) break;
+        if (r != 0) {
+            if (!built) returned_without_parking();
+            return r;
+        }
+        if (deadline.passed()) {
+            if (!built) returned_without_parking();
+            break;
+        }
         if (!built) {
             build(interests);
             built = true;
         }
+        t_polls_without_parking = 0;
         if (interests.wait(deadline) == EINTR) {
             errno = EINTR;
             return -1;
@@ -199,13 +223,23 @@ void remaining_to_timeval(Deadline deadline, timeval* tv) {
     tv->tv_usec = (left % 1000000000) / 1000;
 }
 
+// A zero-timeout poll in a fiber: the kernel's answer, counted as a return
+// without parking (errno kept for the caller).
+int spun(int result) {
+    int e = errno;
+    returned_without_parking();
+    errno = e;
+    return result;
+}
+
 bool valid(const timespec* ts) { return !ts || (ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000); }
 
 }  // namespace
 
 GREENLD_EXPORT int poll(pollfd* fds, nfds_t n, int timeout) {
     CancelPoint cancel_point;
-    if (!in_fiber() || timeout == 0) return next_poll(fds, n, timeout);
+    if (!in_fiber()) return next_poll(fds, n, timeout);
+    if (timeout == 0) return spun(next_poll(fds, n, timeout));
     return poll_fiber(fds, n, deadline_ms(timeout));
 }
 
@@ -216,8 +250,8 @@ GREENLD_EXPORT int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen)
 
 GREENLD_EXPORT int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) {
     CancelPoint cancel_point;
-    if (!in_fiber() || (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0) || !valid(timeout))
-        return next_ppoll(fds, n, timeout, mask);
+    if (!in_fiber() || !valid(timeout)) return next_ppoll(fds, n, timeout, mask);
+    if (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0) return spun(next_ppoll(fds, n, timeout, mask));
     return poll_fiber(fds, n, deadline_ts(timeout), mask);
 }
 
@@ -229,9 +263,9 @@ GREENLD_EXPORT int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* timeout, c
 
 GREENLD_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* x, timeval* timeout) {
     CancelPoint cancel_point;
-    if (!in_fiber() || nfds < 0 || nfds > FD_SETSIZE ||
-        (timeout && (timeout->tv_sec < 0 || timeout->tv_usec < 0 || (timeout->tv_sec == 0 && timeout->tv_usec == 0))))
+    if (!in_fiber() || nfds < 0 || nfds > FD_SETSIZE || (timeout && (timeout->tv_sec < 0 || timeout->tv_usec < 0)))
         return next_select(nfds, r, w, x, timeout);
+    if (timeout && timeout->tv_sec == 0 && timeout->tv_usec == 0) return spun(next_select(nfds, r, w, x, timeout));
     Deadline deadline = timeout ? Deadline::after_ns(int64_t(timeout->tv_sec) * 1000000000 + timeout->tv_usec * 1000)
                                 : Deadline::never();
     int result = select_fiber(nfds, r, w, x, deadline);
@@ -250,28 +284,31 @@ GREENLD_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* x, timeval* ti
 GREENLD_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* x, const timespec* timeout,
                            const sigset_t* mask) {
     CancelPoint cancel_point;
-    if (!in_fiber() || nfds < 0 || nfds > FD_SETSIZE || !valid(timeout) ||
-        (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0))
+    if (!in_fiber() || nfds < 0 || nfds > FD_SETSIZE || !valid(timeout))
         return next_pselect(nfds, r, w, x, timeout, mask);
+    if (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0)
+        return spun(next_pselect(nfds, r, w, x, timeout, mask));
     return select_fiber(nfds, r, w, x, deadline_ts(timeout), mask);
 }
 
 GREENLD_EXPORT int epoll_wait(int epfd, epoll_event* events, int max, int timeout) {
     CancelPoint cancel_point;
-    if (!in_fiber() || timeout == 0 || max <= 0) return next_epoll_wait(epfd, events, max, timeout);
+    if (!in_fiber() || max <= 0) return next_epoll_wait(epfd, events, max, timeout);
+    if (timeout == 0) return spun(next_epoll_wait(epfd, events, max, timeout));
     return epoll_fiber(epfd, events, max, deadline_ms(timeout));
 }
 
 GREENLD_EXPORT int epoll_pwait(int epfd, epoll_event* events, int max, int timeout, const sigset_t* mask) {
     CancelPoint cancel_point;
-    if (!in_fiber() || timeout == 0 || max <= 0) return next_epoll_pwait(epfd, events, max, timeout, mask);
+    if (!in_fiber() || max <= 0) return next_epoll_pwait(epfd, events, max, timeout, mask);
+    if (timeout == 0) return spun(next_epoll_pwait(epfd, events, max, timeout, mask));
     return epoll_fiber(epfd, events, max, deadline_ms(timeout), mask);
 }
 
 GREENLD_EXPORT int epoll_pwait2(int epfd, epoll_event* events, int max, const timespec* timeout,
                                 const sigset_t* mask) {
     CancelPoint cancel_point;
-    if (!in_fiber() || max <= 0 || !valid(timeout) || (timeout && !timeout->tv_sec && !timeout->tv_nsec))
-        return next_epoll_pwait2(epfd, events, max, timeout, mask);
+    if (!in_fiber() || max <= 0 || !valid(timeout)) return next_epoll_pwait2(epfd, events, max, timeout, mask);
+    if (timeout && !timeout->tv_sec && !timeout->tv_nsec) return spun(next_epoll_pwait2(epfd, events, max, timeout, mask));
     return epoll_fiber(epfd, events, max, deadline_ts(timeout), mask);
 }

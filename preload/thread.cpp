@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/syscall.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -192,6 +193,42 @@ GREENLD_EXPORT pid_t gettid() {
     return pid_t(native::gettid());
 }
 
+namespace {
+
+// A native thread's key destructors must run at its exit, and nothing may
+// allocate on the way (see tsd.cpp): one glibc key of our own holds the
+// native thread's table, and glibc's own exit path (which runs key
+// destructors without allocating) hands it back to us.
+enum : int { exit_key_none, exit_key_creating, exit_key_ready, exit_key_failed };
+std::atomic<int> g_exit_key_state{exit_key_none};
+pthread_key_t g_exit_key;
+
+void native_thread_exit(void* table) { tsd::native_table_exit(static_cast<tsd::Table*>(table)); }
+
+void arrange_native_exit(tsd::Table* table) {
+    int s = g_exit_key_state.load(std::memory_order_acquire);
+    if (s == exit_key_none && g_exit_key_state.compare_exchange_strong(s, exit_key_creating)) {
+        int rc = next_key_create(&g_exit_key, native_thread_exit);
+        if (rc != 0)
+            diag::message("pthread keys of native threads will not have their destructors run at thread exit "
+                       "(pthread_key_create: %s)", strerror(rc));
+        s = rc == 0 ? exit_key_ready : exit_key_failed;
+        g_exit_key_state.store(s, std::memory_order_release);
+    }
+    while (s == exit_key_creating) s = g_exit_key_state.load(std::memory_order_acquire);
+    if (s == exit_key_ready) next_setspecific(g_exit_key, table);
+}
+
+// The calling thread's key table; a native thread's first one is made here.
+tsd::Table& table_of_caller() {
+    bool created = false;
+    tsd::Table& table = tsd::current_table(&created);
+    if (created) arrange_native_exit(&table);
+    return table;
+}
+
+}  // namespace
+
 GREENLD_EXPORT int pthread_key_create(pthread_key_t* key, void (*destructor)(void*)) {
     if (!threads_patched()) return next_key_create(key, destructor);
     unsigned k = 0;
@@ -207,12 +244,12 @@ GREENLD_EXPORT int pthread_key_delete(pthread_key_t key) {
 
 GREENLD_EXPORT void* pthread_getspecific(pthread_key_t key) {
     if (!threads_patched()) return next_getspecific(key);
-    return tsd::current_table().get(key);
+    return table_of_caller().get(key);
 }
 
 GREENLD_EXPORT int pthread_setspecific(pthread_key_t key, const void* value) {
     if (!threads_patched()) return next_setspecific(key, value);
-    return tsd::current_table().set(key, value);
+    return table_of_caller().set(key, value);
 }
 
 GREENLD_EXPORT int pthread_once(pthread_once_t* once, void (*init)()) {

@@ -53,9 +53,24 @@ void child() {
 
 }  // namespace
 
+// Our pthread_atfork call comes back through the program-facing
+// __register_atfork wrapper, which calls this first: the thread that is
+// registering returns at once; any other thread waits until the handlers
+// are in glibc's list, so that nobody's handlers get in before ours.
 void install_fork_handlers() {
-    static std::atomic<bool> installed{false};
-    if (!installed.exchange(true)) pthread_atfork(prepare, parent, child);
+    enum : int { none, registering, done };
+    static std::atomic<int> state{none};
+    static thread_local bool registering_here = false;
+    if (state.load(std::memory_order_acquire) == done || registering_here) return;
+    int expected = none;
+    if (state.compare_exchange_strong(expected, registering, std::memory_order_acq_rel)) {
+        registering_here = true;
+        pthread_atfork(prepare, parent, child);
+        registering_here = false;
+        state.store(done, std::memory_order_release);
+        return;
+    }
+    while (state.load(std::memory_order_acquire) != done) __builtin_ia32_pause();
 }
 
 }  // namespace greenld

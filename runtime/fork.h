@@ -8,7 +8,13 @@
 
 namespace greenld {
 
-// Registers the pthread_atfork handlers, once.
+// Registers the pthread_atfork handlers, once. glibc runs prepare handlers
+// in the reverse order of registration, parent and child handlers in
+// order: ours must be registered before any of the program's (the
+// preload's __register_atfork calls this first), so that our prepare runs
+// after theirs. A program's prepare handler may wait for a mutex another
+// thread holds (jemalloc's arena locks); that thread's unlock goes through
+// the futex buckets and the hubs' remote queues, which ours locks.
 void install_fork_handlers();
 
 }  // namespace greenld

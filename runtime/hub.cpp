@@ -329,7 +329,11 @@ IoSlot* Hub::io_slot(int fd, bool create) {
 // ---------------------------------------------------------------- Runtime
 
 Runtime& Runtime::get() {
-    static Runtime* rt = new Runtime();  // never destroyed: hubs outlive exit()
+    // Never destroyed (hubs outlive exit()), and not on the heap: our fork
+    // prepare handler runs after the program's, when a malloc such as
+    // jemalloc already holds its own locks, and may be the first to ask.
+    alignas(Runtime) static unsigned char storage[sizeof(Runtime)];
+    static Runtime* rt = new (storage) Runtime();
     return *rt;
 }
 

@@ -80,7 +80,11 @@ bool pool_kick_signal(siginfo_t* info, void* ucontext) {
 }
 
 BlockingPool& BlockingPool::get() {
-    static BlockingPool* pool = new BlockingPool();  // never destroyed: workers outlive exit()
+    // Never destroyed (workers outlive exit()), and not on the heap: our
+    // fork prepare handler runs after the program's, when a malloc such as
+    // jemalloc already holds its own locks, and may be the first to ask.
+    alignas(BlockingPool) static unsigned char storage[sizeof(BlockingPool)];
+    static BlockingPool* pool = new (storage) BlockingPool();
     return *pool;
 }
 

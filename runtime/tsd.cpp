@@ -19,14 +19,17 @@ struct KeyInfo {
 
 KeyInfo g_keys[kKeysMax];
 
+// A native thread's table, in static thread-local storage and trivially
+// constructible and destructible: setting a key must not allocate (neither
+// `new` nor the registration of a thread_local destructor, which callocs),
+// because malloc implementations call pthread_setspecific while they boot.
+// jemalloc did, and re-entered its own initialisation from our calloc: its
+// pthread_atfork handlers were registered twice and redis' BGSAVE fork
+// deadlocked in the second prefork. Destruction at thread exit is arranged
+// by the caller (see current_table).
 struct NativeTable {
-    Table* table = nullptr;
-    ~NativeTable() {
-        if (table) {
-            table->run_destructors();
-            delete table;
-        }
-    }
+    alignas(Table) unsigned char storage[sizeof(Table)];
+    bool constructed;
 };
 
 thread_local NativeTable t_native;
@@ -123,10 +126,22 @@ void Table::run_destructors() {
     }
 }
 
-Table& current_table() {
+Table& current_table(bool* created) {
     if (Fiber* f = Hub::identity()) return f->tsd;
-    if (!t_native.table) t_native.table = new Table();
-    return *t_native.table;
+    auto* table = reinterpret_cast<Table*>(t_native.storage);
+    if (!t_native.constructed) {
+        new (table) Table();
+        t_native.constructed = true;
+        if (created) *created = true;
+    }
+    return *table;
+}
+
+void native_table_exit(Table* table) {
+    if (table != reinterpret_cast<Table*>(t_native.storage) || !t_native.constructed) return;
+    table->run_destructors();
+    t_native.constructed = false;
+    table->~Table();
 }
 
 }  // namespace greenld::tsd

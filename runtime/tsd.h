@@ -41,7 +41,13 @@ int key_create(unsigned* key, void (*destructor)(void*));  // 0 or EAGAIN
 int key_delete(unsigned key);                               // 0 or EINVAL
 
 // The table of whatever is running: the current fiber's, or for a native
-// thread, one kept in a thread-local and freed at thread exit.
-Table& current_table();
+// thread, one in static thread-local storage, made without allocating.
+// When this call made it, *created is set to true: the caller then arranges
+// for native_table_exit(table) to run at the thread's exit (the runtime
+// cannot: a thread_local destructor's registration allocates).
+Table& current_table(bool* created = nullptr);
+// Runs a native thread's key destructors (as pthread_exit would) and
+// releases its table; it is made afresh if a key is set again after.
+void native_table_exit(Table* table);
 
 }  // namespace greenld::tsd
