@@ -574,7 +574,7 @@ for ((r = 0; r < repeat; r++)); do
         server_pid=$!
         started+=("$server_pid")
         wait_port "$p"
-        csv=$(timeout 120 redis-benchmark -h 127.0.0.1 -p "$p" -c 50 -n 20000 -t set,get --csv 2>/dev/null)
+        csv=$(timeout 120 redis-benchmark -h 127.0.0.1 -p "$p" -c 50 -n 100000 -t set,get --csv 2>/dev/null)
         stop_server
         for t in SET GET; do
             record "redis_${t,,}_rps" "$variant" \
