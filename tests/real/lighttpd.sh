@@ -12,36 +12,8 @@
 #     own). Its rc file (siege writes a template on first use) lives in a
 #     temporary HOME.
 # Installs lighttpd, wrk, siege, wget, curl (apt) when missing and root.
-set -u
-BUILD=${1:-build}
-cd "$(dirname "$0")/../.."
-PY=/usr/bin/python3
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-pass=0 fail=0
-check() {
-    if eval "$2"; then pass=$((pass + 1)); echo "ok - $1"; else fail=$((fail + 1)); echo "not ok - $1"; fi
-}
-missing=()
-for t in lighttpd:lighttpd wrk:wrk siege:siege wget:wget curl:curl; do
-    command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
-done
-if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
-    apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
-        { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; }
-fi
-for t in lighttpd wrk siege wget curl; do
-    command -v "$t" >/dev/null || { echo "not ok - $t is missing and could not be installed"; echo "0 passed, 1 failed"; exit 1; }
-done
-dir=$(mktemp -d)
-chmod 755 "$dir"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+source "$(dirname "$0")/lib.bash" "$@"
+need lighttpd:lighttpd wrk:wrk siege:siege wget:wget curl:curl
 # env and the launcher exec: a background job has the program's own PID.
 greenld=(env GREENLD_LIBRARY="$BUILD/libgreenld.so" GREENLD_HUBS=2 scripts/greenld --)
 # max_threads PID SECONDS: waits for PID to end (killed after SECONDS),
@@ -82,7 +54,7 @@ CONF
     fi
     server=$!
     pids+=("$server")
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    wait_port "$port"
 
     rm -rf "$dir/got"; mkdir -p "$dir/got"
     seq 0 199 | xargs -P 20 -I{} sh -c \
@@ -148,5 +120,4 @@ CONF
 done
 ratio=$(awk -v a="${rps[native]:-0}" -v b="${rps[greenld]:-0}" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "?" }')
 echo "# lighttpd: wrk requests/s native ${rps[native]:-?}, greenld ${rps[greenld]:-?} (ratio $ratio); OS threads native ${threads[native]}, greenld ${threads[greenld]}"
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

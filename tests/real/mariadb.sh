@@ -18,43 +18,11 @@
 # says so loudly if it ever passes.
 # Installs mariadb-server-core, mariadb-client-core, sysbench (apt) when
 # missing and root.
-set -u
-BUILD=$(readlink -f "${1:-build}")
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
-pass=0 fail=0
-check() {
-    if eval "$2"; then pass=$((pass + 1)); echo "ok - $1"; else fail=$((fail + 1)); echo "not ok - $1"; fi
-}
-# xfail NAME COND REASON: an expected failure.
-xfail() {
-    pass=$((pass + 1))
-    if eval "$2"; then echo "ok - $1 # UNEXPECTEDLY PASSED: remove the expected-failure mark"; else echo "ok - $1 # expected failure: $3"; fi
-}
-pkgs=()
-command -v mariadbd >/dev/null || pkgs+=(mariadb-server-core)
-command -v mariadb >/dev/null || pkgs+=(mariadb-client-core)
-command -v sysbench >/dev/null || pkgs+=(sysbench)
-if [ ${#pkgs[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null 2>&1 ||
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null 2>&1; }
-fi
-for t in mariadbd mariadb mariadb-install-db sysbench; do
-    command -v "$t" >/dev/null || { echo "not ok - $t is missing and could not be installed"; echo "0 passed, 1 failed"; exit 1; }
-done
+source "$(dirname "$0")/lib.bash" "$@"
+need mariadbd:mariadb-server-core mariadb:mariadb-client-core mariadb-install-db:mariadb-server-core sysbench:sysbench
 # Started as nobody when we are root (mariadbd refuses root), else as us.
 as_user=()
-[ "$(id -u)" -eq 0 ] && as_user=(runuser -u nobody --)
-dir=$(mktemp -d)
-chmod 755 "$dir"
-[ "$(id -u)" -eq 0 ] && chown nobody: "$dir"
-server=
-cleanup() {
-    if [ -n "$server" ]; then kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+[ "$(id -u)" -eq 0 ] && as_user=(runuser -u nobody --) && chown nobody: "$dir"
 
 "${as_user[@]}" mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=normal \
     --skip-test-db >"$dir/install.log" 2>&1
@@ -71,6 +39,7 @@ for mode in native greenld; do
         --innodb-use-native-aio=0 --innodb-buffer-pool-size=64M --pid-file="$dir/pid.$mode" \
         >"$dir/err.$mode.log" 2>&1 &
     server=$!
+    pids+=("$server")
     for _ in $(seq 120); do [ -S "$sock" ] && break; sleep 0.25; done
     sql() { timeout 30 mariadb --no-defaults -S "$sock" -u root -N -B -e "$1" 2>/dev/null; }
     db=sb_$mode
@@ -111,5 +80,4 @@ for mode in native greenld; do
     kill -9 "$server" 2>/dev/null; wait "$server" 2>/dev/null; server=
 done
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

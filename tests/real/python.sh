@@ -7,26 +7,8 @@
 #     400 downloads of known files by 40 concurrent curl processes, every
 #     body checked by sha256, natively and under greenld.
 # Prints one line of figures per run and "N passed, N failed".
-set -u
-BUILD=${1:-build}
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
-PY=/usr/bin/python3
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-pass=0 fail=0
-check() {
-    if eval "$2"; then pass=$((pass + 1)); echo "ok - $1"; else fail=$((fail + 1)); echo "not ok - $1"; fi
-}
-for tool in "$PY" curl sha256sum; do
-    command -v "$tool" >/dev/null || { echo "not ok - $tool is missing (apt-get install python3 curl)"; echo "0 passed, 1 failed"; exit 1; }
-done
+source "$(dirname "$0")/lib.bash" "$@"
+need curl:curl sha256sum:coreutils
 
 # start MODE PORTFILE CMD...: runs CMD natively or under the launcher, in
 # the background; leaves its PID in $server and waits for the port file.
@@ -104,5 +86,4 @@ for mode in native greenld; do
     stop
 done
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -17,32 +17,8 @@
 #     thread) against the native server: every request answered, its own OS
 #     threads collapse to the hubs.
 # Installs redis-server and redis-tools (apt) when missing and root.
-set -u
-BUILD=${1:-build}
-cd "$(dirname "$0")/../.."
-PY=/usr/bin/python3
-pass=0 fail=0
-check() {
-    if eval "$2"; then pass=$((pass + 1)); echo "ok - $1"; else fail=$((fail + 1)); echo "not ok - $1"; fi
-}
-if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
-    if [ "$(id -u)" -eq 0 ]; then
-        apt-get install -y -qq redis-server redis-tools >/dev/null 2>&1 ||
-            { apt-get update -qq && apt-get install -y -qq redis-server redis-tools >/dev/null 2>&1; }
-    fi
-    command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null ||
-        { echo "not ok - redis-server/redis-benchmark missing and could not be installed"; echo "0 passed, 1 failed"; exit 1; }
-fi
-dir=$(mktemp -d)
-chmod 755 "$dir"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+source "$(dirname "$0")/lib.bash" "$@"
+need redis-server:redis-server redis-benchmark:redis-tools
 # env and the launcher exec: a background job started with it has the PID
 # of the program itself.
 greenld=(env GREENLD_LIBRARY="$BUILD/libgreenld.so" GREENLD_HUBS=2 scripts/greenld --)
@@ -168,5 +144,4 @@ done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", b / a; else print "?" }'; }
 echo "# redis-server: requests/s native -> greenld (ratio): SET ${rps[native.SET]:-?} -> ${rps[greenld.SET]:-?} ($(ratio "${rps[native.SET]:-0}" "${rps[greenld.SET]:-0}")), GET ${rps[native.GET]:-?} -> ${rps[greenld.GET]:-?} ($(ratio "${rps[native.GET]:-0}" "${rps[greenld.GET]:-0}")); OS threads under load native $threads_native, greenld $threads_greenld"
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

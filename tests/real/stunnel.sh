@@ -6,37 +6,8 @@
 # a stunnel thread in its TLS handshake): natively about 100 OS threads,
 # under greenld the hubs plus the shim's own.
 # Installs stunnel4, lighttpd, openssl, curl (apt) when missing and root.
-set -u
-BUILD=${1:-build}
-cd "$(dirname "$0")/../.."
-PY=/usr/bin/python3
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-pass=0 fail=0
-check() {
-    if eval "$2"; then pass=$((pass + 1)); echo "ok - $1"; else fail=$((fail + 1)); echo "not ok - $1"; fi
-}
-missing=()
-for t in stunnel4:stunnel4 lighttpd:lighttpd openssl:openssl curl:curl; do
-    command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
-done
-if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
-    apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
-        { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; }
-fi
-for t in stunnel4 lighttpd openssl curl; do
-    command -v "$t" >/dev/null || { echo "not ok - $t is missing and could not be installed"; echo "0 passed, 1 failed"; exit 1; }
-done
-dir=$(mktemp -d)
-chmod 755 "$dir"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+source "$(dirname "$0")/lib.bash" "$@"
+need stunnel4:stunnel4 lighttpd:lighttpd openssl:openssl curl:curl
 greenld=(env GREENLD_LIBRARY="$BUILD/libgreenld.so" GREENLD_HUBS=2 scripts/greenld --)
 
 # The backend: native lighttpd with known files.
@@ -120,5 +91,4 @@ PYEOF
     kill "$server" 2>/dev/null; wait "$server" 2>/dev/null
 done
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

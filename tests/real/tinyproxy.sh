@@ -5,31 +5,8 @@
 # connections held at once: natively 200 threads, under greenld the OS
 # threads collapse to the hubs plus the shim's own.
 # Installs tinyproxy (apt) when missing and root.
-set -u
-BUILD=${1:-build}
-cd "$(dirname "$0")/../.."
-PY=/usr/bin/python3
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-pass=0 fail=0
-check() {
-    if eval "$2"; then pass=$((pass + 1)); echo "ok - $1"; else fail=$((fail + 1)); echo "not ok - $1"; fi
-}
-if ! command -v tinyproxy >/dev/null; then
-    if [ "$(id -u)" -eq 0 ]; then
-        apt-get install -y -qq tinyproxy >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq tinyproxy >/dev/null 2>&1; }
-    fi
-    command -v tinyproxy >/dev/null || { echo "not ok - tinyproxy is missing and could not be installed"; echo "0 passed, 1 failed"; exit 1; }
-fi
-dir=$(mktemp -d)
-chmod 755 "$dir"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$(dirname "$0")/lib.bash" "$@"
+need tinyproxy:tinyproxy
 
 # The backend: a plain native web server with known files.
 mkdir -p "$dir/www"
@@ -43,8 +20,6 @@ for _ in $(seq 100); do
     [ -n "$backend" ] && break
     sleep 0.1
 done
-
-threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 for mode in native greenld; do
     port=$(free_port)
@@ -67,7 +42,7 @@ CONF
     fi
     proxy=$!
     pids+=("$proxy")
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    wait_port "$port"
 
     rm -rf "$dir/got"; mkdir -p "$dir/got"
     t0=$EPOCHREALTIME
@@ -115,5 +90,4 @@ PYEOF
     kill "$proxy" 2>/dev/null; wait "$proxy" 2>/dev/null
 done
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish
