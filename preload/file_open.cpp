@@ -11,9 +11,11 @@
 //
 // Every fd a fiber opens is recorded in the fd table as new (its number may
 // have held a socket closed behind our back), with the kind the fstatat saw.
-// fopen() and other glibc-internal opens do not come through here.
+// fopen() opens inside glibc: it is handled at the end of this file.
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -144,4 +146,92 @@ GREENLD_EXPORT int creat(const char* path, mode_t mode) {
 GREENLD_EXPORT int creat64(const char* path, mode_t mode) {
     return open_cooperatively(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC,
                               [&] { return next_creat64(path, mode); });
+}
+
+// fopen() opens inside glibc, out of our reach: a FIFO opened for reading
+// or writing only would block the hub there, and glibc's stream would then
+// read and write it with the hub's thread. A fiber's fopen of a FIFO that
+// may wait therefore opens it here (with the flags fopen would use, so
+// errno and the fd's flags are fopen's) and wraps the fd with fdopen(),
+// whose stream on a pipe is cooperative (stdio.cpp). Anything else, and a
+// mode this parser does not know (",ccs=" for wide streams), is glibc's.
+namespace {
+
+next::Symbol<decltype(::fopen)> next_fopen{"fopen"};
+next::Symbol<decltype(::fopen64)> next_fopen64{"fopen64"};
+next::Symbol<decltype(::freopen)> next_freopen{"freopen"};
+next::Symbol<decltype(::freopen64)> next_freopen64{"freopen64"};
+
+// fopen's open flags for `mode` (glibc's parser: the first character and
+// then up to six of "+xbmce"), or -1 when glibc should parse it.
+int fopen_flags(const char* mode) {
+    int flags;
+    switch (mode[0]) {
+        case 'r': flags = O_RDONLY; break;
+        case 'w': flags = O_WRONLY | O_CREAT | O_TRUNC; break;
+        case 'a': flags = O_WRONLY | O_CREAT | O_APPEND; break;
+        default: return -1;  // glibc's EINVAL
+    }
+    for (const char* p = mode + 1; *p && p < mode + 7; ++p) {
+        switch (*p) {
+            case '+': flags = (flags & ~O_ACCMODE) | O_RDWR; break;
+            case 'x': flags |= O_EXCL; break;
+            case 'e': flags |= O_CLOEXEC; break;
+            case 'b': case 'm': case 'c': break;
+            default: return -1;  // ",ccs=" and the unknown
+        }
+    }
+    return flags;
+}
+
+// True when a fiber's fopen/freopen of `path` with `flags` would wait for
+// a FIFO's other end.
+bool opens_waiting_fifo(const char* path, int flags) {
+    if (!path || flags < 0 || !fiber_must_not_block() || !fifo_may_block(flags)) return false;
+    struct stat st;
+    return native::sys(SYS_newfstatat, AT_FDCWD, reinterpret_cast<long>(path), reinterpret_cast<long>(&st), 0) ==
+               0 &&
+           S_ISFIFO(st.st_mode);
+}
+
+template <typename Call>
+FILE* fopen_cooperatively(const char* path, const char* mode, Call& call) {
+    const int flags = mode ? fopen_flags(mode) : -1;
+    if (!opens_waiting_fifo(path, flags)) return call(path, mode);
+    const int fd = open_cooperatively(AT_FDCWD, path, flags, [&] { return next_open(path, flags, 0666); });
+    if (fd < 0) return nullptr;
+    FILE* fp = fdopen(fd, mode);
+    if (!fp) {
+        const int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return fp;
+}
+
+}  // namespace
+
+GREENLD_EXPORT FILE* fopen(const char* path, const char* mode) {
+    return fopen_cooperatively(path, mode, next_fopen);
+}
+
+GREENLD_EXPORT FILE* fopen64(const char* path, const char* mode) {
+    return fopen_cooperatively(path, mode, next_fopen64);
+}
+
+// freopen keeps the FILE (and its fd number: freopen(fifo, "r", stdin)):
+// glibc's must do it, so a fiber's freopen of a FIFO that may wait runs
+// whole on the pool while the fiber parks; the stream stays glibc's. Not
+// interruptibly: glibc has closed the old stream when its open fails, so an
+// interrupted freopen cannot be made again the way the kernel restarts an
+// open. Signal handlers run meanwhile and the wait goes on (as under
+// SA_RESTART); pthread_cancel acts once it has returned.
+GREENLD_EXPORT FILE* freopen(const char* path, const char* mode, FILE* fp) {
+    if (!mode || !opens_waiting_fifo(path, fopen_flags(mode))) return next_freopen(path, mode, fp);
+    return offload(JobKind::rendezvous, [&] { return next_freopen(path, mode, fp); });
+}
+
+GREENLD_EXPORT FILE* freopen64(const char* path, const char* mode, FILE* fp) {
+    if (!mode || !opens_waiting_fifo(path, fopen_flags(mode))) return next_freopen64(path, mode, fp);
+    return offload(JobKind::rendezvous, [&] { return next_freopen64(path, mode, fp); });
 }

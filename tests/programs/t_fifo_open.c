@@ -7,7 +7,14 @@
  *  1. A thread opens the FIFO O_RDONLY; another opens it O_WRONLY 200 ms
  *     later. The reader's open returns only then; data flows.
  *  2. Same with the writer first (open O_WRONLY, then creat()).
- *  3. Opens that never wait: O_RDWR, O_RDONLY|O_NONBLOCK; O_WRONLY|
+ *  3. fopen() of a FIFO (glibc opens inside itself): the reader's fopen
+ *     waits for a writer fopen'ed 200 ms later, the writer fprintf()s two
+ *     lines 100 ms apart and fgets() parks for the second; freopen() of
+ *     a FIFO onto an open stream waits likewise and keeps the FILE and
+ *     its fd number. With
+ *     one hub the writer is a fiber of the reader's hub: had either fopen
+ *     blocked the hub, this would deadlock.
+ *  4. Opens that never wait: O_RDWR, O_RDONLY|O_NONBLOCK; O_WRONLY|
  *     O_NONBLOCK with no reader fails with ENXIO. Regular files and
  *     missing paths (ENOENT, and O_CREAT creating) are unaffected.
  */
@@ -80,6 +87,83 @@ static void *writer_first(void *arg)
     return NULL;
 }
 
+static void *late_stream_writer(void *arg)
+{
+    (void)arg;
+    sleep_ms(200);
+    FILE *w = fopen(g_fifo, "w");
+    CHECK(w != NULL, "fopen(FIFO, \"w\"): %s", strerror(errno));
+    atomic_store(&g_other_opened, 1);
+    CHECK(fprintf(w, "first line\n") > 0 && fflush(w) == 0, "fprintf");
+    sleep_ms(100);
+    CHECK(fprintf(w, "second line\n") > 0, "fprintf");
+    CHECK(fclose(w) == 0, "fclose");
+    return NULL;
+}
+
+/* Writes both lines at once: a stream freopen()ed onto a FIFO is glibc's,
+ * whose reads block the hub (greenld(7)). */
+static void *late_burst_writer(void *arg)
+{
+    (void)arg;
+    sleep_ms(200);
+    int fd = open(g_fifo, O_WRONLY);
+    CHECK(fd >= 0, "writer open");
+    CHECK(write(fd, "first line\nsecond line\n", 23) == 23, "write");
+    close(fd);
+    return NULL;
+}
+
+static void *stream_reader(void *arg)
+{
+    (void)arg;
+    set_phase("fopen and fgets of a FIFO");
+    atomic_store(&g_other_opened, 0);
+    pthread_t w = spawn(late_stream_writer, NULL);
+    long before = ticker_ticks();
+    double t0 = now_ms();
+    FILE *r = fopen(g_fifo, "re");
+    CHECK(r != NULL, "fopen(FIFO, \"re\"): %s", strerror(errno));
+    CHECK(now_ms() - t0 >= 150, "fopen of a FIFO returned before any writer");
+    ticker_expect(before, 30, "fopen(FIFO, \"r\")");
+    CHECK((fcntl(fileno(r), F_GETFD) & FD_CLOEXEC) != 0, "\"e\" did not set FD_CLOEXEC");
+    CHECK((fcntl(fileno(r), F_GETFL) & (O_ACCMODE | O_NONBLOCK)) == O_RDONLY, "flags of fopen's fd");
+    char line[64];
+    CHECK(fgets(line, sizeof line, r) && strcmp(line, "first line\n") == 0, "first line");
+    before = ticker_ticks();
+    CHECK(fgets(line, sizeof line, r) && strcmp(line, "second line\n") == 0, "second line");
+    ticker_expect(before, 5, "fgets() waiting on a FIFO stream");
+    CHECK(fgets(line, sizeof line, r) == NULL && feof(r), "end of file after the writer closed");
+    CHECK(fclose(r) == 0, "fclose");
+    join(w);
+
+    set_phase("freopen of a FIFO");
+    FILE *f = fopen(g_file, "w");
+    CHECK(f != NULL, "fopen of a regular file");
+    int fd_before = fileno(f);
+    w = spawn(late_burst_writer, NULL);
+    before = ticker_ticks();
+    t0 = now_ms();
+    FILE *g = freopen(g_fifo, "r", f);
+    CHECK(g == f, "freopen kept the FILE: %s", g ? "other FILE" : strerror(errno));
+    CHECK(now_ms() - t0 >= 150, "freopen of a FIFO returned before any writer");
+    join(w);
+    ticker_expect(before, 30, "freopen(FIFO, \"r\")");
+    CHECK(fileno(g) == fd_before, "freopen kept the fd number");
+    CHECK(fgets(line, sizeof line, g) && strcmp(line, "first line\n") == 0, "first line after freopen");
+    CHECK(fgets(line, sizeof line, g) && strcmp(line, "second line\n") == 0, "second line after freopen");
+    fclose(g);
+
+    set_phase("fopen errors");
+    errno = 0;
+    CHECK(fopen(g_fifo, "q") == NULL && errno == EINVAL, "fopen mode \"q\": EINVAL (errno %d)", errno);
+    errno = 0;
+    CHECK(fopen("/nonexistent/x", "r") == NULL && errno == ENOENT, "fopen of a missing path: ENOENT");
+    errno = 0;
+    CHECK(fopen(g_fifo, "wx") == NULL && errno == EEXIST, "fopen(FIFO, \"wx\"): EEXIST (errno %d)", errno);
+    return NULL;
+}
+
 static void *never_wait(void *arg)
 {
     (void)arg;
@@ -116,6 +200,7 @@ int main(void)
     ticker_start();
     join_within(spawn(reader_first, NULL), 5000, "reader first");
     join_within(spawn(writer_first, NULL), 5000, "writer first");
+    join_within(spawn(stream_reader, NULL), 10000, "fopen of a FIFO");
     join(spawn(never_wait, NULL));
     ticker_stop();
     unlink(g_fifo);
