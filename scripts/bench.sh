@@ -684,7 +684,7 @@ done
     done
 } >"$results"
 
-chart_note="chart: $chart"
+chart_note="chart: $chart (and as text: ${chart%.png}.txt)"
 "$python" "$repo_root/scripts/bench_plot.py" "$results" "$chart" "$conns_list" 2>"$tmpdir/plot.err" ||
     chart_note="chart: FAILED ($(head -c 200 "$tmpdir/plot.err"))"
 

@@ -5,17 +5,21 @@ from the results.tsv that scripts/bench.sh writes.
 
 Usage: bench_plot.py RESULTS_TSV OUTPUT_PNG "100 1000 10000"
 
-Needs python3-matplotlib (Debian); bench.sh installs it when root.
+Also writes the same panels as a text chart (Unicode bars, for the README
+and terminals) next to the PNG, with the extension .txt.
+Needs python3-matplotlib (Debian) for the PNG; bench.sh installs it when
+root. Without it the text chart is still written, and it says so.
 """
 import csv
+import os
 import sys
 
 try:
     import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 except ImportError:
-    sys.exit("bench_plot: matplotlib is missing (apt-get install python3-matplotlib)")
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+    plt = None
 
 STYLE = {
     "native": ("native threads", "tab:red", "o"),
@@ -48,6 +52,9 @@ def main():
     panels = [p for p in panels if any(k[0].startswith(p[0] + "_") for k in medians)]
     if not panels:
         sys.exit(f"bench_plot: no echo_* figures in {tsv}")
+    write_text_chart(os.path.splitext(png)[0] + ".txt", panels, medians, conns, held)
+    if plt is None:
+        sys.exit("bench_plot: matplotlib is missing (apt-get install python3-matplotlib): no PNG written")
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
@@ -71,6 +78,30 @@ def main():
                  "(medians; make bench)", fontsize=11)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
+
+
+def write_text_chart(path, panels, medians, conns, held, width=40):
+    """Each panel as horizontal bars, one group per number of connections,
+    scaled to the panel's largest value."""
+    out = ["thread-per-connection echo_server natively and under greenld, vs epoll_echo (medians; make bench)"]
+    for metric, hold_metric, title, unit in panels:
+        rows = []
+        for c in conns:
+            rows.append((f"{c:,}", [(v, medians.get((f"{metric}_{c}", v))) for v in STYLE]))
+        if hold_metric and held > max(conns):
+            rows.append((f"{held:,} (most held)", [(v, medians.get((hold_metric, v))) for v in STYLE]))
+        top = max((x for _, vals in rows for _, x in vals if x is not None), default=0)
+        if top <= 0:
+            continue
+        out += ["", f"{title} [{unit}]"]
+        for label, vals in rows:
+            for i, (variant, x) in enumerate(vals):
+                if x is None:
+                    continue
+                bar = "\u2588" * max(1, round(width * x / top))
+                out.append(f"{label if i == 0 else '':>20}  {variant:<8} {bar} {x:,.0f}")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
 
 
 if __name__ == "__main__":

@@ -173,6 +173,11 @@ done
 "$PY" scripts/bench_plot.py "$dir/r.tsv" "$dir/chart.png" "100 1000"
 rc=$?
 check "bench_plot.py: draws a PNG from results.tsv" '[ $rc -eq 0 ] && [ "$(head -c 4 "$dir/chart.png" | od -An -c | tr -d " ")" = "211PNG" ]'
+# The text chart: bars scaled to the panel's largest value (greenld at
+# 1,000 connections here: 1,000 + 7), one per variant and connection count.
+bars() { grep -E " $1 " "$dir/chart.txt" | sed -n "${2}p" | grep -o $'\u2588' | wc -l; }
+check "bench_plot.py: writes the text chart, bars scaled to the largest value" \
+    '[ "$(bars greenld 2)" -eq 40 ] && [ "$(bars native 1)" -eq 4 ]'
 "$PY" scripts/bench_plot.py "$dir/missing.tsv" "$dir/x.png" "100" 2>/dev/null
 check "bench_plot.py: a missing results file fails" '[ $? -ne 0 ]'
 
