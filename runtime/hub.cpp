@@ -3,6 +3,8 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 
+#include <cxxabi.h>
+
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -28,6 +30,18 @@ thread_local Fiber* Hub::t_forked_fiber = nullptr;
 
 namespace {
 
+// C++ exception state lives in the OS thread's TLS like errno: libstdc++'s
+// __cxa_eh_globals, the chain of caught exceptions (`throw;`,
+// std::current_exception) and the count behind std::uncaught_exceptions().
+// A fiber that parks in a catch block or in a destructor run by unwinding
+// must find its own when it resumes, so it travels with the fiber as errno
+// does. The layout is the Itanium C++ ABI's (libsupc++ unwind-cxx.h).
+struct EhGlobals {
+    void* caught_exceptions;
+    unsigned int uncaught_exceptions;
+};
+thread_local EhGlobals* t_eh_globals = nullptr;  // the hub thread's, set in run()
+
 void run_fiber_item(Hub* hub, RemoteItem* item) {
     Fiber* f = reinterpret_cast<Fiber*>(reinterpret_cast<char*>(item) - offsetof(Fiber, remote));
     hub->make_runnable_local(f);
@@ -37,6 +51,7 @@ void fiber_entry(void* arg) {
     sanitizer::finish_switch(nullptr);
     auto* f = static_cast<Fiber*>(arg);
     errno = 0;  // a new thread starts with errno 0, not its hub's last value
+    *t_eh_globals = EhGlobals{};  // and with no exception caught or in flight
     signals::fiber_started(f);
     f->result = f->start(f->arg);
     Hub* hub = Hub::current();
@@ -87,6 +102,7 @@ void* Hub::thread_main(void* arg) {
 }
 
 void Hub::run() {
+    t_eh_globals = static_cast<EhGlobals*>(static_cast<void*>(abi::__cxa_get_globals()));
     for (;;) {
         for (int budget = kRunBudget; runq_head_ && budget > 0; --budget) {
             Fiber* f = runq_head_;
@@ -126,13 +142,16 @@ void Hub::switch_to(Fiber* f) {
 void Hub::switch_out(Fiber* self) {
     if (!self->stack.canary_intact()) [[unlikely]]
         report_overwritten_canary(self);
-    // errno lives in the OS thread's TLS, shared by the hub's fibers.
-    int saved_errno = errno;
+    // errno and the C++ exception state live in the OS thread's TLS,
+    // shared by the hub's fibers.
+    const int saved_errno = errno;
+    const EhGlobals saved_eh = *t_eh_globals;
     void* asan_save = nullptr;
     const bool dying = self->state.load(std::memory_order_relaxed) == FiberState::dead;
     sanitizer::start_switch(dying ? nullptr : &asan_save, stack_lo_, stack_size_);
     greenld_context_switch(&self->ctx, &ctx_);
     sanitizer::finish_switch(asan_save);
+    *t_eh_globals = saved_eh;
     errno = saved_errno;
 }
 
