@@ -6,7 +6,8 @@
  * This program's malloc family counts calls made while its prepare
  * handler's "arenas are locked" flag is set; it forks from the main thread
  * while threads have run (the hubs exist) and nothing has used the
- * blocking-call pool. Passes natively and under greenld. */
+ * blocking-call pool. Passes natively and under greenld. Calls made by
+ * other threads meanwhile (they would wait on the locks) do not count. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
@@ -22,11 +23,18 @@ extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
 extern void __libc_free(void *);
 
-/* volatile: set and read around calls that reach malloc through libc. */
+/* volatile: set and read around calls that reach malloc through libc.
+ * Only the forking thread's calls count: another thread (under greenld a
+ * hub thread freeing what an ended fiber left) may call malloc meanwhile,
+ * and simply waits for the locked arenas, as it would natively. */
 static volatile int g_arenas_locked;
 static volatile int g_bad_calls;
+static pthread_t g_forker;
 
-static void count(void) { g_bad_calls += g_arenas_locked; }
+static void count(void)
+{
+    if (g_arenas_locked && pthread_equal(pthread_self(), g_forker)) g_bad_calls++;
+}
 void *malloc(size_t n) { count(); return __libc_malloc(n); }
 void *calloc(size_t a, size_t b) { count(); return __libc_calloc(a, b); }
 void *realloc(void *p, size_t n) { count(); return __libc_realloc(p, n); }
@@ -42,7 +50,11 @@ int posix_memalign(void **out, size_t a, size_t n)
 }
 void free(void *p) { count(); __libc_free(p); }
 
-static void prepare(void) { g_arenas_locked = 1; }
+static void prepare(void)
+{
+    g_forker = pthread_self();
+    g_arenas_locked = 1;
+}
 static void parent(void) { g_arenas_locked = 0; }
 static void child(void) { g_arenas_locked = 0; }
 
