@@ -8,7 +8,7 @@
  *     EINVAL; a success leaves errno as it was.
  *  2. 32 MiB of dirty data on the disk-backed file system of the current
  *     directory, then fsync: the ticker must tick through it. A flush that
- *     took under 20 ms proves nothing either way and is only checked for
+ *     took under 40 ms proves nothing either way and is only checked for
  *     its result.
  *  3. fdatasync on tmpfs (/dev/shm) 200 times: fast, and correct.
  */
@@ -63,8 +63,10 @@ static void *flush_thread(void *arg)
     double t0 = now_ms();
     CHECK(fsync(fd) == 0, "fsync");
     double took = now_ms() - t0;
-    if (took >= 20)
-        ticker_expect(before, (long)(took / 8), "fsync");
+    /* Blocking the hub (with one hub, the ticker's) would leave 0 ticks;
+     * on a loaded machine a 1 ms tick can take 10 ms or more. */
+    if (took >= 40)
+        ticker_expect(before, 2, "fsync");
     else
         printf("fsync took %.1f ms: too fast to judge the ticker\n", took);
     close(fd);
