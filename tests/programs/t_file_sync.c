@@ -6,7 +6,7 @@
  *
  *  1. Errors and errno: fsync/fdatasync of a bad fd is EBADF, of a pipe
  *     EINVAL; a success leaves errno as it was.
- *  2. 32 MiB of dirty data on the disk-backed file system of the current
+ *  2. 64 MiB of dirty data on the disk-backed file system of the current
  *     directory, then fsync: the ticker must tick through it. A flush that
  *     took under 40 ms proves nothing either way and is only checked for
  *     its result.
@@ -53,12 +53,12 @@ static void *errors_thread(void *arg)
 static void *flush_thread(void *arg)
 {
     (void)arg;
-    set_phase("fsync of 32 MiB");
+    set_phase("fsync of 64 MiB");
     int fd = open(g_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     CHECK(fd >= 0, "open %s", g_path);
     static char block[1 << 20];
     for (size_t i = 0; i < sizeof block; i++) block[i] = (char)(i * 7);
-    for (int i = 0; i < 32; i++) CHECK(write(fd, block, sizeof block) == (ssize_t)sizeof block, "write");
+    for (int i = 0; i < 64; i++) CHECK(write(fd, block, sizeof block) == (ssize_t)sizeof block, "write");
     long before = ticker_ticks();
     double t0 = now_ms();
     CHECK(fsync(fd) == 0, "fsync");
