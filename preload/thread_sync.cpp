@@ -17,8 +17,9 @@
 // Robust process-shared and priority-protocol mutexes, and process-shared
 // condition variables, are left to glibc: they must work with the kernel's
 // robust lists and PI futexes, or with glibc's condvar layout in other
-// processes (they block the hub's OS thread while they wait, except a
-// condition variable's wait with a process-shared mutex: glibc_cond_wait).
+// processes. Those mutexes block the hub's OS thread while they wait; a
+// condition variable's wait runs on the blocking-call pool
+// (relayed_cond_wait).
 #include <pthread.h>
 #include <sys/syscall.h>
 
@@ -235,32 +236,120 @@ int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Deadline deadline) {
 }
 
 // A process-shared condition variable is glibc's (its layout is shared with
-// other processes); its wait unlocks and relocks a mutex of ours with
-// glibc's own code (the same word protocol), which checks an error-checking
-// or recursive mutex's __owner against the calling OS thread's id: the
-// mutex is handed over under that id, and taken back. With a process-shared
-// mutex (kernel wakes, as glibc's) a fiber's whole wait runs on the
-// blocking-call pool while it parks: signal handlers run meanwhile and the
-// wait goes on, as glibc's does. Otherwise it blocks the hub's thread.
+// other processes). Its wait must release the program's mutex only once the
+// waiter is registered in the condition variable (POSIX's atomicity: a
+// thread that takes the mutex after the waiter released it and then signals
+// must wake it), and glibc does that step inside its own code. So glibc's
+// wait runs on a pool thread with a proxy mutex of ours, and the caller
+// releases and relocks its own mutex itself, with our lock code:
+//
+//  - the proxy is a process-shared normal mutex whose word is preset to 2
+//    ("locked, with waiters"): glibc unlocks it right after registering the
+//    waiter, and that unlock issues a kernel FUTEX_WAKE on the word, which
+//    the caller waits for with shared_futex_wait (a fiber parks meanwhile);
+//  - seeing the word 0, the caller releases the program's mutex (our
+//    unlock: its waiters, fibers or another process's, are woken the way
+//    they sleep) and waits for the pool thread to set the word to
+//    kProxyReturned once glibc's wait returned (glibc relocks the proxy on
+//    its way out, which nobody else holds);
+//  - then it relocks the program's mutex with our lock: a recursive
+//    mutex's count is kept as glibc's unlock and relock keep it, a robust
+//    one reports EOWNERDEAD.
+// A signal handler for a waiting fiber runs at once and the wait goes on
+// (shared_futex_wait returns EINTR; a condition wait never does). A
+// pthread_cancel request ends the wait promptly: glibc's futex wait retries
+// on EINTR, so the condition variable is broadcast (a spurious wake-up for
+// the other waiters, which POSIX allows) once the waiter is registered; the
+// mutex is relocked (or was never released) before the CancelPoint acts.
+constexpr uint32_t kProxyLocked = 2, kProxyReturned = 3;
+
+void relinquish() {
+    if (Hub::current_fiber())
+        Hub::current()->yield();
+    else
+        native::sys(SYS_sched_yield);
+}
+
+// Returns -1 if no pool thread could run glibc's wait (nothing happened).
 template <typename Wait>
-int glibc_cond_wait(pthread_mutex_t* m, Wait wait) {
-    if (glibc_mutex(m)) return wait();
+int relayed_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Wait& wait) {
+    MutexView v = view(m);
+    const int type = v.kind & kTypeMask;
+    // What unlock() would refuse, refused before glibc registers anything
+    // (glibc cancels its registration and returns the same EPERM).
+    if ((v.kind & kRobust) || type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
+        if (!owned_by_me(m, v) || v.word->load() == 0) return EPERM;
+    }
+    struct Job : PoolJob {
+        Wait* wait;
+        pthread_mutex_t proxy;
+        int result = 0;
+    };
+    Job job;
+    memset(&job.proxy, 0, sizeof job.proxy);
+    job.proxy.__data.__kind = kPshared;  // glibc's unlock then wakes without FUTEX_PRIVATE_FLAG, as we wait
+    job.proxy.__data.__lock = kProxyLocked;
+    job.wait = &wait;
+    job.run = [](PoolJob* j) {
+        auto* self = static_cast<Job*>(j);
+        self->result = (*self->wait)(&self->proxy);
+        auto* word = reinterpret_cast<std::atomic<uint32_t>*>(&self->proxy.__data.__lock);
+        word->store(kProxyReturned, std::memory_order_release);
+        shared_futex_wake(word, INT_MAX);
+    };
+    auto* word = reinterpret_cast<std::atomic<uint32_t>*>(&job.proxy.__data.__lock);
+    if (!BlockingPool::get().start(&job)) return -1;
+    Fiber* self = Hub::current_fiber();
+    bool released = false, cancelling = false, broadcast = false;
+    for (;;) {
+        const uint32_t w = word->load(std::memory_order_acquire);
+        if (w == kProxyReturned) break;
+        if (w == 0) {  // registered, glibc waits
+            if (cancelling && !broadcast) {
+                next_cond_broadcast(c);
+                broadcast = true;
+            } else if (!released && !cancelling) {
+                unlock(m);
+                released = true;
+            }
+        }
+        shared_futex_wait(word, w, Deadline::never());
+        if (self && cancel_interrupted()) cancelling = true;
+    }
+    // The pool thread's last touches of the job follow the word.
+    while (!job.done.load(std::memory_order_acquire)) relinquish();
+    if (released) {
+        const int lr = lock(m, Deadline::never(), false);
+        if (lr == EOWNERDEAD || lr == ENOTRECOVERABLE) return lr;
+    }
+    return job.result;
+}
+
+// The wait of a process-shared condition variable (glibc's), or of any
+// condition variable with a mutex glibc handles. wait(mutex) is glibc's.
+template <typename Wait>
+int glibc_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Wait wait) {
+    if (glibc_mutex(m)) return wait(m);
+    // A native thread's pending request: glibc acts on it with the mutex
+    // held, as here (fibers: the CancelPoint).
+    if (!Hub::current_fiber()) pthread_testcancel();
+    const int rc = relayed_cond_wait(c, m, wait);
+    if (rc != -1) {
+        if (!Hub::current_fiber()) pthread_testcancel();
+        return rc;
+    }
+    // No pool thread: glibc's wait on the program's mutex itself, here
+    // (blocking a fiber's hub). glibc checks an error-checking or recursive
+    // mutex's __owner against the calling OS thread's id: the mutex is
+    // handed over under that id, and taken back.
     MutexView v = view(m);
     const unsigned count = *v.count;
-    int rc;
-    if (shared_mutex(v) && Hub::current_fiber()) {
-        rc = offload(JobKind::rendezvous, [&] {
-            __atomic_store_n(v.owner, native::gettid(), __ATOMIC_RELAXED);
-            return wait();
-        });
-    } else {
-        __atomic_store_n(v.owner, native::gettid(), __ATOMIC_RELAXED);
-        rc = wait();
-    }
+    __atomic_store_n(v.owner, native::gettid(), __ATOMIC_RELAXED);
+    const int wrc = wait(m);
     set_owner(m, v);
     if (shared_mutex(v)) --m->__data.__nusers;  // set_owner counted a second lock
     *v.count = count;
-    return rc;
+    return wrc;
 }
 
 int cond_wake(pthread_cond_t* c, int count) {
@@ -350,7 +439,8 @@ GREENLD_EXPORT int pthread_cond_init(pthread_cond_t* c, const pthread_condattr_t
 
 GREENLD_EXPORT int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
     CancelPoint cancel_point;
-    if (glibc_cond(c) || glibc_mutex(m)) return glibc_cond_wait(m, [&] { return next_cond_wait(c, m); });
+    if (glibc_cond(c) || glibc_mutex(m))
+        return glibc_cond_wait(c, m, [&](pthread_mutex_t* mx) { return next_cond_wait(c, mx); });
     return cond_wait(c, m, Deadline::never());
 }
 
@@ -358,7 +448,7 @@ GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m,
                                           const timespec* abstime) {
     CancelPoint cancel_point;
     if (glibc_cond(c) || glibc_mutex(m))
-        return glibc_cond_wait(m, [&] { return next_cond_clockwait(c, m, clock, abstime); });
+        return glibc_cond_wait(c, m, [&](pthread_mutex_t* mx) { return next_cond_clockwait(c, mx, clock, abstime); });
     if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || !valid_timespec(abstime)) return EINVAL;
     return cond_wait(c, m, Deadline::from_abs(clock, *abstime));
 }
@@ -366,7 +456,7 @@ GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m,
 GREENLD_EXPORT int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abstime) {
     CancelPoint cancel_point;
     if (glibc_cond(c) || glibc_mutex(m))
-        return glibc_cond_wait(m, [&] { return next_cond_timedwait(c, m, abstime); });
+        return glibc_cond_wait(c, m, [&](pthread_mutex_t* mx) { return next_cond_timedwait(c, mx, abstime); });
     const clockid_t clock = (c->__data.__wrefs & kCondMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
     if (!valid_timespec(abstime)) return EINVAL;
     return cond_wait(c, m, Deadline::from_abs(clock, *abstime));
