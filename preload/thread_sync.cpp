@@ -162,17 +162,22 @@ int lock(pthread_mutex_t* m, Deadline deadline, bool try_only) {
     return 0;
 }
 
-int unlock(pthread_mutex_t* m) {
-    MutexView v = view(m);
+// May the caller unlock it? A robust mutex checks its owner whatever its
+// type, as glibc's does.
+bool may_unlock(pthread_mutex_t* m, const MutexView& v) {
     const int type = v.kind & kTypeMask;
-    const bool robust = v.kind & kRobust;
-    // A robust mutex checks its owner whatever its type, as glibc's does.
-    if (robust || type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
-        if (!owned_by_me(m, v) || v.word->load() == 0) return EPERM;
-        if (type == PTHREAD_MUTEX_RECURSIVE && --*v.count != 0) return 0;
-    }
+    if ((v.kind & kRobust) || type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK)
+        return owned_by_me(m, v) && v.word->load() != 0;
+    return true;
+}
+
+// Unlocks a mutex may_unlock() allowed (possibly from another thread on
+// the holder's behalf: relayed_cond_wait).
+void release(pthread_mutex_t* m) {
+    MutexView v = view(m);
+    if ((v.kind & kTypeMask) == PTHREAD_MUTEX_RECURSIVE && --*v.count != 0) return;
     int wake = 1;
-    if (robust) {
+    if (v.kind & kRobust) {
         robust::unlink(m);
         // Unlocked without pthread_mutex_consistent after EOWNERDEAD.
         if (robust::state(m) == robust::kOwnerDied) {
@@ -184,6 +189,11 @@ int unlock(pthread_mutex_t* m) {
     *v.count = 0;
     if (shared_mutex(v)) --m->__data.__nusers;
     release_word(v, wake);
+}
+
+int unlock(pthread_mutex_t* m) {
+    if (!may_unlock(m, view(m))) return EPERM;
+    release(m);
     return 0;
 }
 
@@ -270,16 +280,13 @@ void relinquish() {
         native::sys(SYS_sched_yield);
 }
 
-// Returns -1 if no pool thread could run glibc's wait (nothing happened).
+// A fiber's wait. Returns -1 if no pool thread could run glibc's wait
+// (nothing happened).
 template <typename Wait>
 int relayed_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Wait& wait) {
-    MutexView v = view(m);
-    const int type = v.kind & kTypeMask;
     // What unlock() would refuse, refused before glibc registers anything
     // (glibc cancels its registration and returns the same EPERM).
-    if ((v.kind & kRobust) || type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
-        if (!owned_by_me(m, v) || v.word->load() == 0) return EPERM;
-    }
+    if (!may_unlock(m, view(m))) return EPERM;
     struct Job : PoolJob {
         Wait* wait;
         pthread_mutex_t proxy;
@@ -325,19 +332,83 @@ int relayed_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Wait& wait) {
     return job.result;
 }
 
+// A native thread's wait (the main thread, a fork child's) is the other
+// way round: glibc's wait runs on the calling thread itself, so that
+// pthread_cancel acts in it as natively (glibc's own cancellation point),
+// and a pool thread waits for the proxy's unlock and releases the program's
+// mutex on the waiter's behalf (may_unlock() was checked by the waiter;
+// such a mutex is on no fiber's robust list). After glibc's wait, or in a
+// cleanup handler when it is cancelled, the waiter sets the proxy word to
+// kProxyReturned, which ends the pool thread's wait if it still waits,
+// and relocks the program's mutex if the pool thread released it.
+struct NativeRelay : PoolJob {
+    pthread_mutex_t proxy;
+    pthread_mutex_t* mutex;
+    bool released = false;
+    std::atomic<uint32_t>* word() { return reinterpret_cast<std::atomic<uint32_t>*>(&proxy.__data.__lock); }
+};
+
+void release_when_registered(PoolJob* j) {
+    auto* r = static_cast<NativeRelay*>(j);
+    uint32_t w;
+    while ((w = r->word()->load(std::memory_order_acquire)) == kProxyLocked)
+        shared_futex_wait(r->word(), kProxyLocked, Deadline::never());
+    if (w == 0) {
+        release(r->mutex);
+        r->released = true;
+    }
+}
+
+int finish_native_relay(NativeRelay* r) {
+    r->word()->store(kProxyReturned, std::memory_order_release);
+    shared_futex_wake(r->word(), INT_MAX);
+    while (!r->done.load(std::memory_order_acquire)) relinquish();
+    if (r->released) return lock(r->mutex, Deadline::never(), false);
+    if (r->mutex->__data.__kind & kRobust) robust::link(r->mutex);
+    return 0;
+}
+
+void finish_native_relay_on_cancel(void* r) { finish_native_relay(static_cast<NativeRelay*>(r)); }
+
+template <typename Wait>
+int native_wait_relocking_on_cancel(NativeRelay* r, Wait& wait) {
+    int rc;
+    pthread_cleanup_push(finish_native_relay_on_cancel, r);
+    rc = wait(&r->proxy);
+    pthread_cleanup_pop(0);
+    return rc;
+}
+
+template <typename Wait>
+int native_relayed_cond_wait(pthread_mutex_t* m, Wait& wait) {
+    if (!may_unlock(m, view(m))) return EPERM;
+    NativeRelay r;
+    memset(&r.proxy, 0, sizeof r.proxy);
+    r.proxy.__data.__kind = kPshared;
+    r.proxy.__data.__lock = kProxyLocked;
+    r.mutex = m;
+    r.run = release_when_registered;
+    // A fork child's thread keeps a robust list (as the fiber it was): the
+    // pool thread cannot reach it, so the mutex leaves it here.
+    const bool robust = m->__data.__kind & kRobust;
+    if (robust) robust::unlink(m);
+    if (!BlockingPool::get().start(&r)) {
+        if (robust) robust::link(m);
+        return -1;
+    }
+    const int rc = native_wait_relocking_on_cancel(&r, wait);
+    const int lr = finish_native_relay(&r);
+    if (lr == EOWNERDEAD || lr == ENOTRECOVERABLE) return lr;
+    return rc;
+}
+
 // The wait of a process-shared condition variable (glibc's), or of any
 // condition variable with a mutex glibc handles. wait(mutex) is glibc's.
 template <typename Wait>
 int glibc_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Wait wait) {
     if (glibc_mutex(m)) return wait(m);
-    // A native thread's pending request: glibc acts on it with the mutex
-    // held, as here (fibers: the CancelPoint).
-    if (!Hub::current_fiber()) pthread_testcancel();
-    const int rc = relayed_cond_wait(c, m, wait);
-    if (rc != -1) {
-        if (!Hub::current_fiber()) pthread_testcancel();
-        return rc;
-    }
+    const int rc = Hub::current_fiber() ? relayed_cond_wait(c, m, wait) : native_relayed_cond_wait(m, wait);
+    if (rc != -1) return rc;
     // No pool thread: glibc's wait on the program's mutex itself, here
     // (blocking a fiber's hub). glibc checks an error-checking or recursive
     // mutex's __owner against the calling OS thread's id: the mutex is

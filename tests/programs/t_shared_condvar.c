@@ -13,15 +13,17 @@
  *     return, while another thread runs;
  *   - an error-checking mutex not held: EPERM; a recursive mutex locked
  *     twice stays locked during the wait (as glibc's unlock only drops the
- *     count) and keeps its count; locked once, it is released and relocked;
- *   - a robust private mutex whose holder ended while the waiter waited:
- *     the wait returns EOWNERDEAD with the mutex;
+ *     count) and keeps its count, in a created thread and in the main
+ *     thread; locked once, it is released and relocked;
+ *   - a robust private mutex whose holder ended while the waiter (a
+ *     created thread, then the main thread) waited: the wait returns
+ *     EOWNERDEAD with the mutex;
  *   - a signal handler for the waiter runs while it waits, and the wait
  *     goes on;
  *   - pthread_cancel of a waiter (process-private and process-shared
  *     mutex) ends the wait promptly; the cleanup handler runs holding the
  *     mutex, after waiting for it if another thread holds it; the join
- *     result is PTHREAD_CANCELED;
+ *     result is PTHREAD_CANCELED; the main thread too, last;
  *   - a process-shared barrier and read-write lock: a waiter lets another
  *     thread run; pthread_barrier_wait is not a cancellation point, so a
  *     waiter cancelled there goes on until the barrier opens.
@@ -234,6 +236,15 @@ static void *recursive_twice_main(void *arg)
     return NULL;
 }
 
+static void *recursive_prober(void *arg)
+{
+    (void)arg;
+    wait_flag(&g_stage);
+    sleep_ms(100);
+    CHECK_RC(pthread_mutex_trylock(&g_recursive), EBUSY);
+    return NULL;
+}
+
 static void mutex_kinds_phase(void)
 {
     set_phase("error-checking mutex not held: EPERM");
@@ -248,6 +259,11 @@ static void mutex_kinds_phase(void)
     sleep_ms(100);
     CHECK_RC(pthread_mutex_trylock(&g_recursive), EBUSY);
     join_within(t, 5000, "recursive waiter");
+    set_phase("recursive mutex locked twice by the main thread");
+    atomic_store(&g_stage, 0);
+    t = spawn(recursive_prober, NULL);
+    recursive_twice_main(NULL);
+    join_within(t, 5000, "recursive prober");
 
     set_phase("recursive mutex locked once: released and relocked");
     struct waiter w = {.cv = &g_sh->cv, .m = &g_recursive};
@@ -284,6 +300,12 @@ static void *robust_dier(void *arg)
     return NULL; /* ends holding it */
 }
 
+static void *robust_dier_after_stage(void *arg)
+{
+    wait_flag(&g_stage);
+    return robust_dier(arg);
+}
+
 static void robust_phase(void)
 {
     set_phase("robust private mutex: its holder ends during the wait: EOWNERDEAD");
@@ -296,6 +318,13 @@ static void robust_phase(void)
     CHECK_RC(rc, EOWNERDEAD);
     CHECK_RC(pthread_mutex_lock(&g_robust), 0);
     CHECK_RC(pthread_mutex_unlock(&g_robust), 0);
+
+    set_phase("robust private mutex: the main thread waits, the holder ends: EOWNERDEAD");
+    atomic_store(&g_stage, 0);
+    t = spawn(robust_dier_after_stage, NULL);
+    robust_waiter(&rc);
+    CHECK_RC(rc, EOWNERDEAD);
+    join_within(t, 5000, "robust mutex holder");
 }
 
 /* ---- signals ---- */
@@ -385,6 +414,35 @@ static void cancel_shared_phase(void)
 {
     cancel_case(&g_sh->pshared, 0, "cancel a waiter on a shared condvar, shared mutex");
     cancel_case(&g_sh->pshared, 1, "cancel a waiter on a shared condvar, shared mutex held by another thread");
+}
+
+/* The main thread cancelled in the wait: its cleanup holds the mutex. The
+ * canceller ends the process, since main does not return. */
+static pthread_t g_main_thread;
+static struct cancel_args g_main_args = {.m = &g_check, .cleanup_rc = -1};
+
+static void *main_canceller(void *arg)
+{
+    (void)arg;
+    wait_flag(&g_main_args.waiting);
+    CHECK_RC(pthread_mutex_lock(&g_check), 0);
+    CHECK_RC(pthread_mutex_unlock(&g_check), 0);
+    CHECK_RC(pthread_cancel(g_main_thread), 0);
+    int64_t until = now_ns() + 3000000000LL;
+    while (!atomic_load(&g_main_args.cleaned) && now_ns() < until) sleep_ms(1);
+    CHECK(atomic_load(&g_main_args.cleaned), "the main thread's wait did not end on pthread_cancel");
+    CHECK_RC(atomic_load(&g_main_args.cleanup_rc), 0);
+    printf("ok\n");
+    fflush(stdout);
+    exit(0);
+}
+
+static void cancel_main_phase(void)
+{
+    set_phase("cancel the main thread waiting on a shared condvar, private mutex");
+    g_main_thread = pthread_self();
+    spawn(main_canceller, NULL);
+    cancel_waiter(&g_main_args);
 }
 
 /* ---- barrier and rwlock ---- */
@@ -502,13 +560,14 @@ int main(int argc, char **argv)
         phases[i].run();
         ran++;
     }
-    CHECK(ran > 0, "no phase named %s", argv[1]);
+    CHECK(ran > 0 || strcmp(argv[1], "cancel_main") == 0, "no phase named %s", argv[1]);
 
     atomic_store(&g_sh->cmd, 9);
     int status = 0;
     CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "signaller status %#x", status);
     probe_stop(&g_probe);
+    if (argc == 1 || strcmp(argv[1], "cancel_main") == 0) cancel_main_phase(); /* does not return */
     printf("ok\n");
     return 0;
 }
