@@ -17,9 +17,9 @@
 // Robust process-shared and priority-protocol mutexes, and process-shared
 // condition variables, are left to glibc: they must work with the kernel's
 // robust lists and PI futexes, or with glibc's condvar layout in other
-// processes. Those mutexes block the hub's OS thread while they wait; a
-// condition variable's wait runs on the blocking-call pool
-// (relayed_cond_wait).
+// processes. Those mutexes block the hub's OS thread while they wait for
+// the lock; a fiber's condition variable wait runs on the blocking-call
+// pool (relayed_cond_wait), with any mutex.
 #include <pthread.h>
 #include <sys/syscall.h>
 
@@ -284,9 +284,13 @@ void relinquish() {
 // (nothing happened).
 template <typename Wait>
 int relayed_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Wait& wait) {
-    // What unlock() would refuse, refused before glibc registers anything
-    // (glibc cancels its registration and returns the same EPERM).
-    if (!may_unlock(m, view(m))) return EPERM;
+    // A mutex glibc handles (robust process-shared, priority protocol) is
+    // unlocked and relocked by glibc on the hub's thread, as any locker of
+    // it does there. Ours: what unlock() would refuse is refused before
+    // glibc registers anything (glibc cancels its registration and returns
+    // the same EPERM).
+    const bool glibcs = glibc_mutex(m);
+    if (!glibcs && !may_unlock(m, view(m))) return EPERM;
     struct Job : PoolJob {
         Wait* wait;
         pthread_mutex_t proxy;
@@ -308,25 +312,27 @@ int relayed_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Wait& wait) {
     if (!BlockingPool::get().start(&job)) return -1;
     Fiber* self = Hub::current_fiber();
     bool released = false, cancelling = false, broadcast = false;
+    int unlock_error = 0;
     for (;;) {
         const uint32_t w = word->load(std::memory_order_acquire);
         if (w == kProxyReturned) break;
-        if (w == 0) {  // registered, glibc waits
-            if (cancelling && !broadcast) {
-                next_cond_broadcast(c);
-                broadcast = true;
-            } else if (!released && !cancelling) {
-                unlock(m);
-                released = true;
-            }
+        if (w == 0 && !released && !cancelling && !unlock_error) {  // registered, glibc waits
+            unlock_error = glibcs ? next_mutex_unlock(m) : unlock(m);
+            released = unlock_error == 0;
+        }
+        // Cancelled, or the unlock failed: glibc's wait must end.
+        if (w == 0 && (cancelling || unlock_error) && !broadcast) {
+            next_cond_broadcast(c);
+            broadcast = true;
         }
         shared_futex_wait(word, w, Deadline::never());
         if (self && cancel_interrupted()) cancelling = true;
     }
     // The pool thread's last touches of the job follow the word.
     while (!job.done.load(std::memory_order_acquire)) relinquish();
+    if (unlock_error) return unlock_error;
     if (released) {
-        const int lr = lock(m, Deadline::never(), false);
+        const int lr = glibcs ? next_mutex_lock(m) : lock(m, Deadline::never(), false);
         if (lr == EOWNERDEAD || lr == ENOTRECOVERABLE) return lr;
     }
     return job.result;
@@ -404,9 +410,17 @@ int native_relayed_cond_wait(pthread_mutex_t* m, Wait& wait) {
 
 // The wait of a process-shared condition variable (glibc's), or of any
 // condition variable with a mutex glibc handles. wait(mutex) is glibc's.
+// Without a pool thread, glibc's wait on the program's mutex runs right
+// here, blocking a fiber's hub.
 template <typename Wait>
 int glibc_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Wait wait) {
-    if (glibc_mutex(m)) return wait(m);
+    if (glibc_mutex(m)) {
+        // A fiber's wait on glibc's condition variable parks it; the rest
+        // is glibc's alone (and everything when "thread" is not patched).
+        if (!glibc_cond(c) || !config::patched(config::kPatchThread) || !Hub::current_fiber()) return wait(m);
+        const int rc = relayed_cond_wait(c, m, wait);
+        return rc == -1 ? wait(m) : rc;
+    }
     const int rc = Hub::current_fiber() ? relayed_cond_wait(c, m, wait) : native_relayed_cond_wait(m, wait);
     if (rc != -1) return rc;
     // No pool thread: glibc's wait on the program's mutex itself, here

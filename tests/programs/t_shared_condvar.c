@@ -18,6 +18,9 @@
  *   - a robust private mutex whose holder ended while the waiter (a
  *     created thread, then the main thread) waited: the wait returns
  *     EOWNERDEAD with the mutex;
+ *   - with a priority-inheritance or a robust process-shared mutex
+ *     (glibc's), a waiter lets another thread run, and a cancelled one
+ *     holds the mutex in its cleanup handler;
  *   - a signal handler for the waiter runs while it waits, and the wait
  *     goes on;
  *   - pthread_cancel of a waiter (process-private and process-shared
@@ -39,6 +42,7 @@ struct shared {
     pthread_barrier_t barrier; /* process-shared, 2 threads */
     pthread_rwlock_t rw;    /* process-shared */
     pthread_mutex_t pshared; /* process-shared mutex */
+    pthread_mutex_t robust_shared;
     atomic_int cmd;         /* to the signaller process: 1 signal cv, 9 quit */
     atomic_int done;        /* commands it carried out */
 };
@@ -327,6 +331,43 @@ static void robust_phase(void)
     join_within(t, 5000, "robust mutex holder");
 }
 
+/* ---- mutexes glibc keeps: priority inheritance, robust process-shared ---- */
+
+static void cancel_case(pthread_mutex_t *m, int hold, const char *what);
+
+static void glibc_mutex_case(pthread_mutex_t *m, const char *what)
+{
+    set_phase(what);
+    struct waiter w = {.cv = &g_sh->cv, .m = m};
+    pthread_t t = spawn(waiter_main, &w);
+    await_waiting(&w);
+    probe_expect(&g_probe, 3000, what);
+    CHECK_RC(pthread_mutex_lock(m), 0);
+    w.pred = 1;
+    CHECK_RC(pthread_cond_signal(&g_sh->cv), 0);
+    CHECK_RC(pthread_mutex_unlock(m), 0);
+    join_within(t, 5000, what);
+    CHECK_RC(w.rc, 0);
+}
+
+static void glibc_mutexes_phase(void)
+{
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutex_t pi;
+    CHECK_RC(pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT), 0);
+    CHECK_RC(pthread_mutex_init(&pi, &ma), 0);
+    glibc_mutex_case(&pi, "a thread waiting on a shared condvar with a priority-inheritance mutex");
+    cancel_case(&pi, 1, "cancel a waiter on a shared condvar, priority-inheritance mutex held by another thread");
+    CHECK_RC(pthread_mutex_destroy(&pi), 0);
+    CHECK_RC(pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_NONE), 0);
+    CHECK_RC(pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST), 0);
+    CHECK_RC(pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED), 0);
+    CHECK_RC(pthread_mutex_init(&g_sh->robust_shared, &ma), 0);
+    glibc_mutex_case(&g_sh->robust_shared, "a thread waiting on a shared condvar with a robust shared mutex");
+    pthread_mutexattr_destroy(&ma);
+}
+
 /* ---- signals ---- */
 
 static atomic_int g_hits;
@@ -550,7 +591,8 @@ int main(int argc, char **argv)
     } phases[] = {
         {"cross_process", cross_process_phase},   {"handoff", handoff_phase},
         {"timeout", timeout_phase},               {"mutex_kinds", mutex_kinds_phase},
-        {"robust", robust_phase},                 {"signal", signal_phase},
+        {"robust", robust_phase},                 {"glibc_mutexes", glibc_mutexes_phase},
+        {"signal", signal_phase},
         {"cancel_private", cancel_private_phase}, {"cancel_shared", cancel_shared_phase},
         {"barrier_rwlock", barrier_rwlock_phase},
     };
