@@ -264,7 +264,8 @@ int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Deadline deadline) {
 //    its way out, which nobody else holds);
 //  - then it relocks the program's mutex with our lock: a recursive
 //    mutex's count is kept as glibc's unlock and relock keep it, a robust
-//    one reports EOWNERDEAD.
+//    one reports EOWNERDEAD. (A mutex glibc keeps is unlocked and relocked
+//    with glibc's functions instead.)
 // A signal handler for a waiting fiber runs at once and the wait goes on
 // (shared_futex_wait returns EINTR; a condition wait never does). A
 // pthread_cancel request ends the wait promptly: glibc's futex wait retries
@@ -342,8 +343,9 @@ int relayed_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Wait& wait) {
 // way round: glibc's wait runs on the calling thread itself, so that
 // pthread_cancel acts in it as natively (glibc's own cancellation point),
 // and a pool thread waits for the proxy's unlock and releases the program's
-// mutex on the waiter's behalf (may_unlock() was checked by the waiter;
-// such a mutex is on no fiber's robust list). After glibc's wait, or in a
+// mutex on the waiter's behalf (may_unlock() was checked by the waiter,
+// which took a robust one off its own list, if it keeps one: a fork
+// child's thread does, as the fiber it was). After glibc's wait, or in a
 // cleanup handler when it is cancelled, the waiter sets the proxy word to
 // kProxyReturned, which ends the pool thread's wait if it still waits,
 // and relocks the program's mutex if the pool thread released it.
@@ -394,8 +396,6 @@ int native_relayed_cond_wait(pthread_mutex_t* m, Wait& wait) {
     r.proxy.__data.__lock = kProxyLocked;
     r.mutex = m;
     r.run = release_when_registered;
-    // A fork child's thread keeps a robust list (as the fiber it was): the
-    // pool thread cannot reach it, so the mutex leaves it here.
     const bool robust = m->__data.__kind & kRobust;
     if (robust) robust::unlink(m);
     if (!BlockingPool::get().start(&r)) {
