@@ -17,8 +17,9 @@
 // Robust process-shared and priority-protocol mutexes, and process-shared
 // condition variables, are left to glibc: they must work with the kernel's
 // robust lists and PI futexes, or with glibc's condvar layout in other
-// processes (they block the hub's OS thread while they wait, except a
-// condition variable's wait with a process-shared mutex: glibc_cond_wait).
+// processes. Those mutexes block the hub's OS thread while they wait for
+// the lock; a fiber's condition variable wait runs on the blocking-call
+// pool (relayed_cond_wait), with any mutex.
 #include <pthread.h>
 #include <sys/syscall.h>
 
@@ -161,17 +162,22 @@ int lock(pthread_mutex_t* m, Deadline deadline, bool try_only) {
     return 0;
 }
 
-int unlock(pthread_mutex_t* m) {
-    MutexView v = view(m);
+// May the caller unlock it? A robust mutex checks its owner whatever its
+// type, as glibc's does.
+bool may_unlock(pthread_mutex_t* m, const MutexView& v) {
     const int type = v.kind & kTypeMask;
-    const bool robust = v.kind & kRobust;
-    // A robust mutex checks its owner whatever its type, as glibc's does.
-    if (robust || type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
-        if (!owned_by_me(m, v) || v.word->load() == 0) return EPERM;
-        if (type == PTHREAD_MUTEX_RECURSIVE && --*v.count != 0) return 0;
-    }
+    if ((v.kind & kRobust) || type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK)
+        return owned_by_me(m, v) && v.word->load() != 0;
+    return true;
+}
+
+// Unlocks a mutex may_unlock() allowed (possibly from another thread on
+// the holder's behalf: relayed_cond_wait).
+void release(pthread_mutex_t* m) {
+    MutexView v = view(m);
+    if ((v.kind & kTypeMask) == PTHREAD_MUTEX_RECURSIVE && --*v.count != 0) return;
     int wake = 1;
-    if (robust) {
+    if (v.kind & kRobust) {
         robust::unlink(m);
         // Unlocked without pthread_mutex_consistent after EOWNERDEAD.
         if (robust::state(m) == robust::kOwnerDied) {
@@ -183,6 +189,11 @@ int unlock(pthread_mutex_t* m) {
     *v.count = 0;
     if (shared_mutex(v)) --m->__data.__nusers;
     release_word(v, wake);
+}
+
+int unlock(pthread_mutex_t* m) {
+    if (!may_unlock(m, view(m))) return EPERM;
+    release(m);
     return 0;
 }
 
@@ -235,32 +246,195 @@ int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Deadline deadline) {
 }
 
 // A process-shared condition variable is glibc's (its layout is shared with
-// other processes); its wait unlocks and relocks a mutex of ours with
-// glibc's own code (the same word protocol), which checks an error-checking
-// or recursive mutex's __owner against the calling OS thread's id: the
-// mutex is handed over under that id, and taken back. With a process-shared
-// mutex (kernel wakes, as glibc's) a fiber's whole wait runs on the
-// blocking-call pool while it parks: signal handlers run meanwhile and the
-// wait goes on, as glibc's does. Otherwise it blocks the hub's thread.
+// other processes). Its wait must release the program's mutex only once the
+// waiter is registered in the condition variable (POSIX's atomicity: a
+// thread that takes the mutex after the waiter released it and then signals
+// must wake it), and glibc does that step inside its own code. So glibc's
+// wait runs on a pool thread with a proxy mutex of ours, and the caller
+// releases and relocks its own mutex itself, with our lock code:
+//
+//  - the proxy is a process-shared normal mutex whose word is preset to 2
+//    ("locked, with waiters"): glibc unlocks it right after registering the
+//    waiter, and that unlock issues a kernel FUTEX_WAKE on the word, which
+//    the caller waits for with shared_futex_wait (a fiber parks meanwhile);
+//  - seeing the word 0, the caller releases the program's mutex (our
+//    unlock: its waiters, fibers or another process's, are woken the way
+//    they sleep) and waits for the pool thread to set the word to
+//    kProxyReturned once glibc's wait returned (glibc relocks the proxy on
+//    its way out, which nobody else holds);
+//  - then it relocks the program's mutex with our lock: a recursive
+//    mutex's count is kept as glibc's unlock and relock keep it, a robust
+//    one reports EOWNERDEAD. (A mutex glibc keeps is unlocked and relocked
+//    with glibc's functions instead.)
+// A signal handler for a waiting fiber runs at once and the wait goes on
+// (shared_futex_wait returns EINTR; a condition wait never does). A
+// pthread_cancel request ends the wait promptly: glibc's futex wait retries
+// on EINTR, so the condition variable is broadcast (a spurious wake-up for
+// the other waiters, which POSIX allows) once the waiter is registered; the
+// mutex is relocked (or was never released) before the CancelPoint acts.
+constexpr uint32_t kProxyLocked = 2, kProxyReturned = 3;
+
+void relinquish() {
+    if (Hub::current_fiber())
+        Hub::current()->yield();
+    else
+        native::sys(SYS_sched_yield);
+}
+
+// A fiber's wait. Returns -1 if no pool thread could run glibc's wait
+// (nothing happened).
 template <typename Wait>
-int glibc_cond_wait(pthread_mutex_t* m, Wait wait) {
-    if (glibc_mutex(m)) return wait();
+int relayed_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Wait& wait) {
+    // A mutex glibc handles (robust process-shared, priority protocol) is
+    // unlocked and relocked by glibc on the hub's thread, as any locker of
+    // it does there. Ours: what unlock() would refuse is refused before
+    // glibc registers anything (glibc cancels its registration and returns
+    // the same EPERM).
+    const bool glibcs = glibc_mutex(m);
+    if (!glibcs && !may_unlock(m, view(m))) return EPERM;
+    struct Job : PoolJob {
+        Wait* wait;
+        pthread_mutex_t proxy;
+        int result = 0;
+    };
+    Job job;
+    memset(&job.proxy, 0, sizeof job.proxy);
+    job.proxy.__data.__kind = kPshared;  // glibc's unlock then wakes without FUTEX_PRIVATE_FLAG, as we wait
+    job.proxy.__data.__lock = kProxyLocked;
+    job.wait = &wait;
+    job.run = [](PoolJob* j) {
+        auto* self = static_cast<Job*>(j);
+        self->result = (*self->wait)(&self->proxy);
+        auto* word = reinterpret_cast<std::atomic<uint32_t>*>(&self->proxy.__data.__lock);
+        word->store(kProxyReturned, std::memory_order_release);
+        shared_futex_wake(word, INT_MAX);
+    };
+    auto* word = reinterpret_cast<std::atomic<uint32_t>*>(&job.proxy.__data.__lock);
+    if (!BlockingPool::get().start(&job)) return -1;
+    Fiber* self = Hub::current_fiber();
+    bool released = false, cancelling = false, broadcast = false;
+    int unlock_error = 0;
+    for (;;) {
+        const uint32_t w = word->load(std::memory_order_acquire);
+        if (w == kProxyReturned) break;
+        if (w == 0 && !released && !cancelling && !unlock_error) {  // registered, glibc waits
+            unlock_error = glibcs ? next_mutex_unlock(m) : unlock(m);
+            released = unlock_error == 0;
+        }
+        // Cancelled, or the unlock failed: glibc's wait must end.
+        if (w == 0 && (cancelling || unlock_error) && !broadcast) {
+            next_cond_broadcast(c);
+            broadcast = true;
+        }
+        shared_futex_wait(word, w, Deadline::never());
+        if (self && cancel_interrupted()) cancelling = true;
+    }
+    // The pool thread's last touches of the job follow the word.
+    while (!job.done.load(std::memory_order_acquire)) relinquish();
+    if (unlock_error) return unlock_error;
+    if (released) {
+        const int lr = glibcs ? next_mutex_lock(m) : lock(m, Deadline::never(), false);
+        if (lr == EOWNERDEAD || lr == ENOTRECOVERABLE) return lr;
+    }
+    return job.result;
+}
+
+// A native thread's wait (the main thread, a fork child's) is the other
+// way round: glibc's wait runs on the calling thread itself, so that
+// pthread_cancel acts in it as natively (glibc's own cancellation point),
+// and a pool thread waits for the proxy's unlock and releases the program's
+// mutex on the waiter's behalf (may_unlock() was checked by the waiter,
+// which took a robust one off its own list, if it keeps one: a fork
+// child's thread does, as the fiber it was). After glibc's wait, or in a
+// cleanup handler when it is cancelled, the waiter sets the proxy word to
+// kProxyReturned, which ends the pool thread's wait if it still waits,
+// and relocks the program's mutex if the pool thread released it.
+struct NativeRelay : PoolJob {
+    pthread_mutex_t proxy;
+    pthread_mutex_t* mutex;
+    bool released = false;
+    std::atomic<uint32_t>* word() { return reinterpret_cast<std::atomic<uint32_t>*>(&proxy.__data.__lock); }
+};
+
+void release_when_registered(PoolJob* j) {
+    auto* r = static_cast<NativeRelay*>(j);
+    uint32_t w;
+    while ((w = r->word()->load(std::memory_order_acquire)) == kProxyLocked)
+        shared_futex_wait(r->word(), kProxyLocked, Deadline::never());
+    if (w == 0) {
+        release(r->mutex);
+        r->released = true;
+    }
+}
+
+int finish_native_relay(NativeRelay* r) {
+    r->word()->store(kProxyReturned, std::memory_order_release);
+    shared_futex_wake(r->word(), INT_MAX);
+    while (!r->done.load(std::memory_order_acquire)) relinquish();
+    if (r->released) return lock(r->mutex, Deadline::never(), false);
+    if (r->mutex->__data.__kind & kRobust) robust::link(r->mutex);
+    return 0;
+}
+
+void finish_native_relay_on_cancel(void* r) { finish_native_relay(static_cast<NativeRelay*>(r)); }
+
+template <typename Wait>
+int native_wait_relocking_on_cancel(NativeRelay* r, Wait& wait) {
+    int rc;
+    pthread_cleanup_push(finish_native_relay_on_cancel, r);
+    rc = wait(&r->proxy);
+    pthread_cleanup_pop(0);
+    return rc;
+}
+
+template <typename Wait>
+int native_relayed_cond_wait(pthread_mutex_t* m, Wait& wait) {
+    if (!may_unlock(m, view(m))) return EPERM;
+    NativeRelay r;
+    memset(&r.proxy, 0, sizeof r.proxy);
+    r.proxy.__data.__kind = kPshared;
+    r.proxy.__data.__lock = kProxyLocked;
+    r.mutex = m;
+    r.run = release_when_registered;
+    const bool robust = m->__data.__kind & kRobust;
+    if (robust) robust::unlink(m);
+    if (!BlockingPool::get().start(&r)) {
+        if (robust) robust::link(m);
+        return -1;
+    }
+    const int rc = native_wait_relocking_on_cancel(&r, wait);
+    const int lr = finish_native_relay(&r);
+    if (lr == EOWNERDEAD || lr == ENOTRECOVERABLE) return lr;
+    return rc;
+}
+
+// The wait of a process-shared condition variable (glibc's), or of any
+// condition variable with a mutex glibc handles. wait(mutex) is glibc's.
+// Without a pool thread, glibc's wait on the program's mutex runs right
+// here, blocking a fiber's hub.
+template <typename Wait>
+int glibc_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Wait wait) {
+    if (glibc_mutex(m)) {
+        // A fiber's wait on glibc's condition variable parks it; the rest
+        // is glibc's alone (and everything when "thread" is not patched).
+        if (!glibc_cond(c) || !config::patched(config::kPatchThread) || !Hub::current_fiber()) return wait(m);
+        const int rc = relayed_cond_wait(c, m, wait);
+        return rc == -1 ? wait(m) : rc;
+    }
+    const int rc = Hub::current_fiber() ? relayed_cond_wait(c, m, wait) : native_relayed_cond_wait(m, wait);
+    if (rc != -1) return rc;
+    // No pool thread: glibc's wait on the program's mutex itself, here
+    // (blocking a fiber's hub). glibc checks an error-checking or recursive
+    // mutex's __owner against the calling OS thread's id: the mutex is
+    // handed over under that id, and taken back.
     MutexView v = view(m);
     const unsigned count = *v.count;
-    int rc;
-    if (shared_mutex(v) && Hub::current_fiber()) {
-        rc = offload(JobKind::rendezvous, [&] {
-            __atomic_store_n(v.owner, native::gettid(), __ATOMIC_RELAXED);
-            return wait();
-        });
-    } else {
-        __atomic_store_n(v.owner, native::gettid(), __ATOMIC_RELAXED);
-        rc = wait();
-    }
+    __atomic_store_n(v.owner, native::gettid(), __ATOMIC_RELAXED);
+    const int wrc = wait(m);
     set_owner(m, v);
     if (shared_mutex(v)) --m->__data.__nusers;  // set_owner counted a second lock
     *v.count = count;
-    return rc;
+    return wrc;
 }
 
 int cond_wake(pthread_cond_t* c, int count) {
@@ -350,7 +524,8 @@ GREENLD_EXPORT int pthread_cond_init(pthread_cond_t* c, const pthread_condattr_t
 
 GREENLD_EXPORT int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
     CancelPoint cancel_point;
-    if (glibc_cond(c) || glibc_mutex(m)) return glibc_cond_wait(m, [&] { return next_cond_wait(c, m); });
+    if (glibc_cond(c) || glibc_mutex(m))
+        return glibc_cond_wait(c, m, [&](pthread_mutex_t* mx) { return next_cond_wait(c, mx); });
     return cond_wait(c, m, Deadline::never());
 }
 
@@ -358,7 +533,7 @@ GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m,
                                           const timespec* abstime) {
     CancelPoint cancel_point;
     if (glibc_cond(c) || glibc_mutex(m))
-        return glibc_cond_wait(m, [&] { return next_cond_clockwait(c, m, clock, abstime); });
+        return glibc_cond_wait(c, m, [&](pthread_mutex_t* mx) { return next_cond_clockwait(c, mx, clock, abstime); });
     if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || !valid_timespec(abstime)) return EINVAL;
     return cond_wait(c, m, Deadline::from_abs(clock, *abstime));
 }
@@ -366,7 +541,7 @@ GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m,
 GREENLD_EXPORT int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abstime) {
     CancelPoint cancel_point;
     if (glibc_cond(c) || glibc_mutex(m))
-        return glibc_cond_wait(m, [&] { return next_cond_timedwait(c, m, abstime); });
+        return glibc_cond_wait(c, m, [&](pthread_mutex_t* mx) { return next_cond_timedwait(c, mx, abstime); });
     const clockid_t clock = (c->__data.__wrefs & kCondMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
     if (!valid_timespec(abstime)) return EINVAL;
     return cond_wait(c, m, Deadline::from_abs(clock, *abstime));

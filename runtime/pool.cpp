@@ -52,8 +52,8 @@ void run_job(PoolJob* job) {
         job->run(job);
     }
     job->error = errno;
-    Fiber* waiter = job->waiter;
-    Hub::unpark(waiter, WakeReason::woken);
+    // A job started with BlockingPool::start has no fiber to unpark.
+    if (Fiber* waiter = job->waiter) Hub::unpark(waiter, WakeReason::woken);
     job->done.store(1, std::memory_order_release);
 }
 
@@ -226,6 +226,33 @@ void BlockingPool::submit(PoolJob* job) {
     if (inline_job) run_job(job);
 }
 
+bool BlockingPool::start(PoolJob* job) {
+    job->kind = JobKind::rendezvous;
+    job->waiter = nullptr;
+    job->error = errno;
+    offloaded.fetch_add(1, std::memory_order_relaxed);
+    job->next = nullptr;
+    lock_.lock();
+    if (!size_) size_ = config::pool_size();
+    (rv_tail_ ? rv_tail_->next : rv_head_) = job;
+    rv_tail_ = job;
+    if (Worker* w = idle_) {
+        idle_ = w->next_idle;
+        --idle_count_;
+        lock_.unlock();
+        w->wake.store(1, std::memory_order_release);
+        native::futex_wake(&w->wake, 1);
+        return true;
+    }
+    ++threads_;
+    if (start_worker_locked_then_unlock()) return true;
+    // No new thread: a running worker takes the job when it is free, but
+    // with none at all the job cannot run (the caller must not make it
+    // inline: it waits for a step the caller takes while it runs).
+    native::LockGuard g(lock_);
+    return !(threads_ == 0 && unqueue_locked(job));
+}
+
 bool BlockingPool::unqueue_locked(PoolJob* job) {
     const bool io = job->kind == JobKind::io;
     PoolJob** head = io ? &io_head_ : &rv_head_;
@@ -276,6 +303,9 @@ bool BlockingPool::run_parked_kickable(PoolJob* job, void (*kick)(PoolJob*)) {
     Fiber* self = Hub::current_fiber();
     job->waiter = self;
     hub->prepare_park();
+    // Not a futex wait (the deadlock check counts those): another process
+    // or a kernel event may end it.
+    self->note_wait(WaitKind::offload);
     submit(job);
     WakeReason why = hub->park_prepared(Deadline::never());
     bool interrupted = false, ran = false, restart = true;

@@ -80,6 +80,14 @@ public:
     // signals::restarts().
     bool run_parked_kickable(PoolJob* job, void (*kick)(PoolJob*));
 
+    // Starts job->run on a pool thread as a rendezvous job and returns at
+    // once, for a caller (fiber or native thread) that must act while the
+    // call is under way: nobody is unparked when it ends, and `done` is set
+    // as the pool's last touch of the job, which the caller must await
+    // before the job goes. False if no pool thread could take it (none
+    // exists and none could be started): the job does not run.
+    bool start(PoolJob* job);
+
     // The configured size (GREENLD_POOL_SIZE), read on first use; tests may
     // set it before.
     int size();

@@ -148,3 +148,57 @@ TEST_CASE("after fork the child's pool is empty and starts again on first use") 
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
 }
+
+TEST_CASE("start runs a job with nobody parked on it: no unpark, done set last") {
+    struct Job : PoolJob {
+        std::atomic<int> tid{0};
+    };
+    // From the native thread.
+    Job a;
+    a.run = [](PoolJob* j) {
+        usleep(10000);
+        static_cast<Job*>(j)->tid = native::gettid();
+    };
+    REQUIRE(BlockingPool::get().start(&a));
+    CHECK(eventually([&] { return a.done.load() == 1; }));
+    CHECK(a.tid.load() != 0);
+    CHECK(a.tid.load() != native::gettid());
+    // From a fiber, which parks meanwhile for something else: the job's end
+    // must not end that park.
+    std::atomic<int> why{-1}, done_after{0};
+    join(spawn([&] {
+        Job b;
+        b.run = [](PoolJob* j) { static_cast<Job*>(j)->tid = native::gettid(); };
+        if (!BlockingPool::get().start(&b)) return;
+        why = int(Hub::current()->park(Deadline::after_ns(200000000)));
+        done_after = int(b.done.load());
+    }));
+    CHECK(why.load() == int(WakeReason::timeout));
+    CHECK(done_after.load() == 1);
+}
+
+TEST_CASE("a fiber in a kickable pool wait is seen as waiting for the pool, not on a futex") {
+    std::atomic<uint32_t> word{0};
+    std::atomic<Fiber*> self{nullptr};
+    Fiber* f = spawn([&] {
+        self = Hub::current_fiber();
+        futex_wait(&word, 0, Deadline::after_ns(1000000));  // leaves WaitKind::futex behind
+        struct Job : PoolJob {
+            std::atomic<uint32_t>* word;
+        } job;
+        job.kind = JobKind::rendezvous;
+        job.word = &word;
+        job.run = [](PoolJob* j) {
+            auto* w = static_cast<Job*>(j)->word;
+            while (w->load() == 0) native::futex_wait(w, 0, 1000000000);
+        };
+        BlockingPool::get().run_parked_kickable(&job, [](PoolJob*) {});
+    });
+    CHECK(eventually([&] {
+        Fiber* s = self.load();
+        return s && s->state.load() == FiberState::parked && s->waiting.kind == WaitKind::offload;
+    }));
+    word = 1;
+    native::futex_wake(&word, 1);
+    join(f);
+}
