@@ -79,6 +79,7 @@ struct HubSignals {
     int fibers = 0;
     Mask kernel_mask = 0;      // what the hub thread's kernel mask is
     long tid = 0;              // the hub thread's kernel id
+    bool vforking = false;     // between vfork_begin and vfork_end
     Fiber* head = nullptr;     // the hub's started fibers
 };
 
@@ -483,6 +484,7 @@ void forget(HubSignals& hs) {
     hs.fibers = 0;
     hs.kernel_mask = 0;
     hs.head = nullptr;
+    hs.vforking = false;
 }
 
 }  // namespace
@@ -771,6 +773,23 @@ void child_mask_end(const ChildMask& cm) {
     }
     HubSignals& hs = state(f->hub);
     set_thread_mask(hs.kernel_mask);
+}
+
+void vfork_begin() {
+    const ChildMask cm = child_mask_begin(false);
+    if (cm.fiber) state(cm.fiber->hub).vforking = true;
+}
+
+void vfork_end() {
+    Hub* hub = Hub::current();
+    if (!hub) return;
+    HubSignals& hs = state(hub);
+    if (!hs.vforking || in_memory_sharing_child()) return;
+    hs.vforking = false;
+    set_thread_mask(hs.kernel_mask);
+    // As natively, a signal that arrived during the vfork is handled before
+    // it returns (here it was queued: the pc was in our code).
+    deliver_pending(Hub::current_fiber());
 }
 
 // ---------------------------------------------------------------- hooks

@@ -178,6 +178,16 @@ struct ChildMask {
 ChildMask child_mask_begin(bool keep_pending);
 void child_mask_end(const ChildMask& cm);
 
+// vfork (preload/vfork_x86_64.S): the child starts with the calling OS
+// thread's mask, so for the call the hub thread's becomes the fiber's.
+// vfork_begin runs before the system call; vfork_end in the parent after
+// it (the child has exec'd or exited): the hub's own mask comes back and
+// the fiber runs the handlers of signals that arrived meanwhile. Both do
+// nothing outside a fiber and in a vfork child (which shares our memory:
+// the hub's record of a vfork in flight is its parent's).
+void vfork_begin();
+void vfork_end();
+
 // ---- diagnostics (monitor.cpp) ----
 
 // A hook the trampoline calls first for every signal, on any thread; true
