@@ -770,6 +770,11 @@ Mask thread_mask() {
     return m;
 }
 
+Mask hub_thread_mask() {
+    Hub* hub = Hub::current();
+    return hub ? state(hub).kernel_mask : thread_mask();
+}
+
 bool set_mask(Fiber* f, Mask mask) {
     apply_mask(f, mask);
     return deliver_pending(f);

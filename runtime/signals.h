@@ -154,6 +154,9 @@ constexpr Mask kUnblockable = bit(SIGKILL) | bit(SIGSTOP) | bit(32) | bit(33);
 bool set_mask(Fiber* f, Mask mask);
 // The calling OS thread's kernel mask.
 Mask thread_mask();
+// The kernel mask the runtime keeps on the calling hub thread (what its
+// fibers' masks need), or thread_mask() on another thread.
+Mask hub_thread_mask();
 
 // ---- safe points ----
 
