@@ -417,6 +417,7 @@ void handle_inline(Hub* hub, Fiber* f, int sig, const Action& a, siginfo_t* info
 struct MovedSignal {
     Hub* hub;
     Fiber* f;
+    Action action;  // as run_inline read it
     int sig;
     int saved_errno;
     siginfo_t* info;
@@ -429,7 +430,7 @@ struct MovedSignal {
 // ucontext.
 void run_moved(void* p) {
     const MovedSignal m = *static_cast<MovedSignal*>(p);
-    handle_inline(m.hub, m.f, m.sig, action(m.sig), m.info, m.uc, m.isp, 0);
+    handle_inline(m.hub, m.f, m.sig, m.action, m.info, m.uc, m.isp, 0);
     errno = m.saved_errno;
 }
 
@@ -443,8 +444,8 @@ void run_moved(void* p) {
 // state, up to the top of the stack) moves below `top` and is entered
 // there as the kernel would have: from then on the hub's stack is free.
 // Returns only if the frame is not where the kernel puts it.
-void move_frame(Hub* hub, Fiber* f, int sig, siginfo_t* info, ucontext_t* uc, uintptr_t isp, uintptr_t top,
-                int saved_errno) {
+void move_frame(Hub* hub, Fiber* f, int sig, const Action& a, siginfo_t* info, ucontext_t* uc, uintptr_t isp,
+                uintptr_t top, int saved_errno) {
     const HubSignals& hs = state(hub);
     const uintptr_t start = uintptr_t(uc) - sizeof(void*);
     if (start < hs.alt_lo || start >= hs.alt_hi) return;
@@ -462,7 +463,7 @@ void move_frame(Hub* hub, Fiber* f, int sig, siginfo_t* info, ucontext_t* uc, ui
     ucontext_t* muc = moved(uc);
     if (muc->uc_mcontext.fpregs) muc->uc_mcontext.fpregs = moved(muc->uc_mcontext.fpregs);
     auto* m = reinterpret_cast<MovedSignal*>(dst + len);
-    *m = MovedSignal{hub, f, sig, saved_errno, moved(info), muc, isp};
+    *m = MovedSignal{hub, f, a, sig, saved_errno, moved(info), muc, isp};
     greenld_enter_signal_frame(run_moved, m, reinterpret_cast<void*>(dst));
 }
 
@@ -491,7 +492,7 @@ void run_inline(Hub* hub, Fiber* f, int sig, siginfo_t* info, void* ucv, int sav
             }
             top = isp - kRedZone;
         }
-        move_frame(hub, f, sig, info, uc, isp, top, saved_errno);
+        move_frame(hub, f, sig, a, info, uc, isp, top, saved_errno);
     }
     handle_inline(hub, f, sig, a, info, uc, isp, top);
 }
