@@ -7,10 +7,22 @@
  * wrapper cannot: its own frame would be the one saved, and gone when a
  * longjmp lands). */
     .text
+/* setjmp the function (the <setjmp.h> macro is _setjmp): BSD semantics,
+ * the mask saved, as glibc's __sigsetjmp(env, 1). */
+    .globl setjmp
+    .type setjmp, @function
+setjmp:
+    .cfi_startproc
+    movl $1, %esi
+    jmp __sigsetjmp_body
+    .cfi_endproc
+    .size setjmp, .-setjmp
+
     .globl __sigsetjmp
     .type __sigsetjmp, @function
 __sigsetjmp:
     .cfi_startproc
+__sigsetjmp_body:
     pushq %rdi
     .cfi_adjust_cfa_offset 8
     pushq %rsi

@@ -4,7 +4,8 @@
  *   - a thread blocking SIGUSR2 (the others do not) jumps out of a SIGUSR1
  *     handler run by raise(): its mask is again exactly {SIGUSR2}
  *     (SIGUSR1 no longer blocked as it was in the handler), three times;
- *   - a mask change between sigsetjmp and longjmp is undone;
+ *   - a mask change between sigsetjmp and longjmp is undone, also with
+ *     setjmp() the function (BSD: it saves the mask; the macro does not);
  *   - a thread jumps out of a handler the kernel ran while it computed
  *     (a SIGRTMIN sent to the process, which only it accepts): SIGRTMIN is
  *     unblocked again, and a second one sent to the process reaches it;
@@ -63,6 +64,17 @@ static void raise_and_jump(const char *who)
     jumped = 1;
     CHECK(jumped, "longjmp");
     expect_exactly(SIGUSR2, k_sigs, 3, "after longjmp");
+
+    set_phase("setjmp the function (not the macro, which is _setjmp) saves the mask too");
+    jumped = 0;
+    static jmp_buf fresh; /* never saved by sigsetjmp */
+    if ((setjmp)(fresh) == 0) {
+        block(SIGWINCH);
+        longjmp(fresh, 1);
+    }
+    jumped = 1;
+    CHECK(jumped, "longjmp");
+    expect_exactly(SIGUSR2, k_sigs, 3, "after longjmp to setjmp()");
 }
 
 static void *jumper(void *arg)
