@@ -29,8 +29,9 @@ LIB_LDLIBS := -lev -lcares -ldl -lpthread
 RUNTIME_SRC := $(wildcard runtime/*.cpp)
 RUNTIME_ASM := runtime/context_x86_64.S
 PRELOAD_SRC := $(wildcard preload/*.cpp)
+PRELOAD_ASM := preload/vfork_x86_64.S preload/sigsetjmp_x86_64.S
 RUNTIME_OBJ := $(RUNTIME_SRC:%.cpp=$(BUILD)/%.o) $(RUNTIME_ASM:%.S=$(BUILD)/%.o)
-PRELOAD_OBJ := $(PRELOAD_SRC:%.cpp=$(BUILD)/%.o)
+PRELOAD_OBJ := $(PRELOAD_SRC:%.cpp=$(BUILD)/%.o) $(PRELOAD_ASM:%.S=$(BUILD)/%.o)
 HEADERS := $(wildcard runtime/*.h preload/*.h)
 
 UNIT_SRC := $(wildcard tests/unit/*.cpp)

@@ -11,6 +11,9 @@
 // - pthread_kill/raise/tgkill aimed at a fiber: signal_send.cpp.
 // - sigwait, sigwaitinfo, sigtimedwait, sigsuspend, pause, sigpause park
 //   only the calling fiber; sigpending reports the fiber's view.
+// - sigaltstack in a fiber sets and reports that fiber's alternate stack;
+//   a caught fault signal with SA_ONSTACK also gets the trampoline, which
+//   runs its handler on the faulting fiber's alternate stack.
 // Outside a fiber every call is glibc's (only the disposition is recorded),
 // so the native main thread behaves exactly as without the shim.
 #include <pthread.h>
@@ -53,6 +56,7 @@ next::Symbol<int(int)> next___xpg_sigpause{"__xpg_sigpause"};
 next::Symbol<decltype(::sigwait)> next_sigwait{"sigwait"};
 next::Symbol<decltype(::sigwaitinfo)> next_sigwaitinfo{"sigwaitinfo"};
 next::Symbol<decltype(::sigtimedwait)> next_sigtimedwait{"sigtimedwait"};
+next::Symbol<decltype(::sigaltstack)> next_sigaltstack{"sigaltstack"};
 
 // GREENLD_PATCH without "signal" (or without "thread": no fibers): glibc.
 // So too in a vfork child, whose dispositions and mask are its own but
@@ -161,7 +165,12 @@ GREENLD_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigact
     // The diagnostic signals (runtime/monitor.h) keep the trampoline in the
     // kernel whatever the program sets, even SIG_DFL.
     const bool diagnostic = signals::diagnostic(sig) && !signals::in_memory_sharing_child();
-    if (!diagnostic && (!dispositions_patched() || !signals::intercepted(sig))) return next_sigaction(sig, act, old);
+    // Fault signals keep plain kernel handling but for a handler with
+    // SA_ONSTACK, which must reach the faulting fiber's alternate stack;
+    // their records are kept so that the trampoline's is never reported.
+    const bool fault = sig >= 1 && sig < NSIG && signals::wraps_fault(sig, SA_ONSTACK);
+    if (!diagnostic && (!dispositions_patched() || !(signals::intercepted(sig) || fault)))
+        return next_sigaction(sig, act, old);
     signals::prepare();
     struct sigaction kernel_act;
     const struct sigaction* to_kernel = act;
@@ -171,7 +180,8 @@ GREENLD_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigact
         a.handler = reinterpret_cast<void*>(act->sa_handler);
         a.mask = mask_of(&act->sa_mask);
         a.flags = act->sa_flags;
-        const bool caught = act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN;
+        const bool caught = act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN &&
+                            (!fault || signals::wraps_fault(sig, act->sa_flags));
         // kPoolKick keeps the trampoline under SIG_DFL (it then acts as the
         // default would), so that pool calls stay interruptible.
         const bool kick_default = sig == signals::kPoolKick && act->sa_handler == SIG_DFL && signals::pool_kick_ready();
@@ -426,4 +436,16 @@ GREENLD_EXPORT int sigtimedwait(const sigset_t* set, siginfo_t* info, const time
         d = Deadline::after_ns(int64_t(timeout->tv_sec) * 1000000000 + timeout->tv_nsec);
     }
     return wait_result(signals::wait_for(mask_of(set), info, d), info);
+}
+
+// ---------------------------------------------------------------- alternate stack
+
+GREENLD_EXPORT int sigaltstack(const stack_t* ss, stack_t* old) {
+    Fiber* f = fiber();
+    if (!f) return next_sigaltstack(ss, old);
+    if (int rc = signals::alt_stack(f, ss, old, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)))) {
+        errno = rc;
+        return -1;
+    }
+    return 0;
 }

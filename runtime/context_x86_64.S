@@ -58,4 +58,50 @@ greenld_context_trampoline:
     .cfi_endproc
     .size greenld_context_trampoline, .-greenld_context_trampoline
 
+/* greenld_call_on_stack(void (*fn)(void*) %rdi, void* arg %rsi,
+ *                       void* stack_top %rdx)
+ * Calls fn(arg) with the stack pointer at stack_top (rounded down to 16
+ * bytes) and returns on the caller's stack: a signal handler run on a
+ * fiber's own alternate stack (signals.cpp). The CFI follows %rbp, so
+ * unwinders walk from the handler back to the caller. */
+    .globl greenld_call_on_stack
+    .hidden greenld_call_on_stack
+    .type greenld_call_on_stack, @function
+greenld_call_on_stack:
+    .cfi_startproc
+    pushq %rbp
+    .cfi_adjust_cfa_offset 8
+    .cfi_offset %rbp, -16
+    movq %rsp, %rbp
+    .cfi_def_cfa_register %rbp
+    andq $-16, %rdx
+    movq %rdx, %rsp
+    movq %rdi, %rax
+    movq %rsi, %rdi
+    callq *%rax
+    movq %rbp, %rsp
+    .cfi_def_cfa_register %rsp
+    popq %rbp
+    .cfi_adjust_cfa_offset -8
+    ret
+    .cfi_endproc
+    .size greenld_call_on_stack, .-greenld_call_on_stack
+
+/* greenld_enter_signal_frame(void (*fn)(void*) %rdi, void* arg %rsi,
+ *                            void* frame %rdx)
+ * Jumps to fn(arg) with the stack pointer at frame, as the kernel enters a
+ * handler: fn returns to the frame's restorer (rt_sigreturn), whose CFI
+ * lets unwinders go on into the interrupted code. */
+    .globl greenld_enter_signal_frame
+    .hidden greenld_enter_signal_frame
+    .type greenld_enter_signal_frame, @function
+greenld_enter_signal_frame:
+    .cfi_startproc
+    movq %rdx, %rsp
+    movq %rdi, %rax
+    movq %rsi, %rdi
+    jmpq *%rax
+    .cfi_endproc
+    .size greenld_enter_signal_frame, .-greenld_enter_signal_frame
+
     .section .note.GNU-stack,"",@progbits

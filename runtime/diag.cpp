@@ -30,31 +30,11 @@ void vmessage(const char* fmt, va_list ap) {
     native::sys(SYS_write, 2, reinterpret_cast<long>(buf), long(len));
 }
 
-// A fault is an overflow of the running fiber's stack if it hit the guard,
-// or if the stack pointer is already below the stack and the fault is at
-// the stack pointer (a push, a frame's store): a frame larger than the
-// guard, or a stack with no guard that faults only once the recursion ran
-// through what lies below it (the other slots of a slab). Not a fault far
-// from the stack pointer (a stray pointer in a handler on another stack).
-bool is_overflow(const Fiber* f, const siginfo_t* info, const void* uctx) {
-    if (!f) return false;
-    if (f->stack.is_guard_hit(info->si_addr)) return true;
-    if (!f->stack.owned()) return false;
-    constexpr uintptr_t kNear = 64 * 1024;
-    auto sp = uintptr_t(static_cast<const ucontext_t*>(uctx)->uc_mcontext.gregs[REG_RSP]);
-    auto lo = uintptr_t(f->stack.lo()), addr = uintptr_t(info->si_addr);
-    return sp < lo && lo - sp <= (uintptr_t(1) << 30) && addr + kNear >= sp && addr <= sp + kNear;
-}
-
 void on_fault(int sig, siginfo_t* info, void* uctx) {
     Fiber* f = Hub::current_fiber();
-    if (is_overflow(f, info, uctx)) {
-        error("fiber %u overflowed its stack (%zu KiB) at address %p; raise the stack size with "
-                "GREENLD_STACK_SIZE or greenld --stack-size (pthread_attr_setstacksize is honoured)",
-                f->id, f->stack.usable / 1024, info->si_addr);
-        // A shared stack's guard reports SIGBUS (userfaultfd); natively, and
-        // on a stack of its own, the overflow is a SIGSEGV.
-        sig = SIGSEGV;
+    if (is_stack_overflow(f, info, uctx)) {
+        die_of_overflow(f, info);
+        return;
     }
     // Die as the program would have: default action, same signal.
     signal(sig, SIG_DFL);
@@ -94,16 +74,37 @@ void fatal(const char* fmt, ...) {
     abort();
 }
 
+// A fault is an overflow of the running fiber's stack if it hit the guard,
+// or if the stack pointer is already below the stack and the fault is at
+// the stack pointer (a push, a frame's store): a frame larger than the
+// guard, or a stack with no guard that faults only once the recursion ran
+// through what lies below it (the other slots of a slab). Not a fault far
+// from the stack pointer (a stray pointer in a handler on another stack).
+bool is_stack_overflow(const Fiber* f, const siginfo_t* info, const void* uctx) {
+    if (!f) return false;
+    if (f->stack.is_guard_hit(info->si_addr)) return true;
+    if (!f->stack.owned()) return false;
+    constexpr uintptr_t kNear = 64 * 1024;
+    auto sp = uintptr_t(static_cast<const ucontext_t*>(uctx)->uc_mcontext.gregs[REG_RSP]);
+    auto lo = uintptr_t(f->stack.lo()), addr = uintptr_t(info->si_addr);
+    return sp < lo && lo - sp <= (uintptr_t(1) << 30) && addr + kNear >= sp && addr <= sp + kNear;
+}
+
+void die_of_overflow(const Fiber* f, const siginfo_t* info) {
+    error("fiber %u overflowed its stack (%zu KiB) at address %p; raise the stack size with "
+          "GREENLD_STACK_SIZE or greenld --stack-size (pthread_attr_setstacksize is honoured)",
+          f->id, f->stack.usable / 1024, info->si_addr);
+    // A shared stack's guard reports SIGBUS (userfaultfd); natively, and on
+    // a stack of its own, the overflow is a SIGSEGV. glibc's sigaction, not
+    // the program-facing one: this is no disposition of the program's.
+    struct sigaction dfl{};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    native::libc_sigaction(SIGSEGV, &dfl);
+    native::sys(SYS_tgkill, native::sys(SYS_getpid), native::gettid(), SIGSEGV);
+}
+
 void install_overflow_reporter() {
-    // The handler must not run on the overflowed stack.
-    constexpr size_t kAltStack = 64 * 1024;
-    void* mem = mmap(nullptr, kAltStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem != MAP_FAILED) {
-        stack_t ss{};
-        ss.ss_sp = mem;
-        ss.ss_size = kAltStack;
-        sigaltstack(&ss, nullptr);
-    }
     static std::atomic<bool> installed{false};
     if (installed.exchange(true)) return;
     for (int sig : {SIGSEGV, SIGBUS}) {
@@ -114,7 +115,9 @@ void install_overflow_reporter() {
         sa.sa_sigaction = on_fault;
         sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
         sigemptyset(&sa.sa_mask);
-        sigaction(sig, &sa, nullptr);
+        // glibc's: the program-facing sigaction would take it for the
+        // program's own handler (wraps_fault).
+        native::libc_sigaction(sig, &sa);
     }
 }
 

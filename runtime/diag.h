@@ -3,7 +3,13 @@
 // a signal handler, or on a fiber about to die).
 #pragma once
 
+#include <signal.h>
+
 #include <cstddef>
+
+namespace greenld {
+class Fiber;
+}
 
 namespace greenld::diag {
 
@@ -21,9 +27,15 @@ bool debugging();
 // One "greenld: "-prefixed line, whatever the level.
 void write_line(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
-// Installs, on this OS thread, the alternate signal stack and (once per
-// process) the SIGSEGV/SIGBUS handler that names a fiber whose guard page
-// was hit. A program handler installed later takes precedence.
+// Installs (once per process) the SIGSEGV/SIGBUS handler that names a
+// fiber whose guard page was hit; it runs on each hub thread's alternate
+// stack (signals.h). A program handler installed later takes precedence.
 void install_overflow_reporter();
+
+// Is this fault (info, and the ucontext_t at uctx) an overflow of f's stack?
+bool is_stack_overflow(const Fiber* f, const siginfo_t* info, const void* uctx);
+// Reports it, and makes the thread's process die of SIGSEGV once the
+// running signal handler returns, as it would have natively.
+void die_of_overflow(const Fiber* f, const siginfo_t* info);
 
 }  // namespace greenld::diag

@@ -2,6 +2,7 @@
 
 #include "hub.h"
 #include <link.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
@@ -11,6 +12,7 @@
 #include <new>
 
 #include "config.h"
+#include "context.h"
 #include "diag.h"
 #include "fd_table.h"
 #include "fiber_ids.h"
@@ -79,6 +81,8 @@ struct HubSignals {
     int fibers = 0;
     Mask kernel_mask = 0;      // what the hub thread's kernel mask is
     long tid = 0;              // the hub thread's kernel id
+    bool vforking = false;     // between vfork_begin and vfork_end
+    uintptr_t alt_lo = 0, alt_hi = 0;  // the thread's kernel alternate stack
     Fiber* head = nullptr;     // the hub's started fibers
 };
 
@@ -179,6 +183,64 @@ void claim(HubSignals& hs, Fiber* f, Mask bits) {
     }
 }
 
+// ---------------------------------------------------------------- alternate stacks
+
+// Not in glibc's headers: the kernel's (Linux 4.7).
+constexpr int kAutoDisarm = int(1u << 31);
+// The kernel's MINSIGSTKSZ on x86_64 (glibc's macro may be a sysconf call).
+constexpr size_t kMinAltStack = 2048;
+constexpr size_t kHubAltStack = 64 * 1024;
+// Below the interrupted stack pointer: the x86_64 ABI's red zone, which
+// the kernel skips too.
+constexpr uintptr_t kRedZone = 128;
+
+// The kernel's on_sig_stack and sas_ss_flags, for a fiber's record.
+bool on_alt(const AltStack& a, uintptr_t sp) {
+    if (a.flags & kAutoDisarm) return false;
+    return sp > uintptr_t(a.sp) && sp - uintptr_t(a.sp) <= a.size;
+}
+
+int alt_state(const AltStack& a, uintptr_t sp) {
+    if (!a.size) return SS_DISABLE;
+    return on_alt(a, sp) ? SS_ONSTACK : 0;
+}
+
+// The kernel's do_sigaltstack, setting part: 0 or an errno value.
+int set_alt(AltStack& a, const stack_t& ss, uintptr_t sp) {
+    if (on_alt(a, sp)) return EPERM;
+    const int mode = ss.ss_flags & ~kAutoDisarm;
+    if (mode != SS_DISABLE && mode != SS_ONSTACK && mode != 0) return EINVAL;
+    if (a.sp == ss.ss_sp && a.size == ss.ss_size && a.flags == ss.ss_flags) return 0;
+    if (mode == SS_DISABLE) {
+        a = AltStack{nullptr, 0, ss.ss_flags};
+        return 0;
+    }
+    if (ss.ss_size < kMinAltStack) return ENOMEM;
+    a = AltStack{ss.ss_sp, ss.ss_size, ss.ss_flags};
+    return 0;
+}
+
+// Each hub thread's own kernel alternate stack (signals.h).
+void arm_hub_alt_stack(HubSignals& hs) {
+    long mem = native::sys(SYS_mmap, 0, kHubAltStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem < 0 && mem > -4096) {
+        diag::message("cannot map an alternate signal stack for a hub (errno %ld): a fiber's stack overflow "
+                      "will not be reported", -mem);
+        return;
+    }
+    stack_t ss{};
+    ss.ss_sp = reinterpret_cast<void*>(mem);
+    ss.ss_size = kHubAltStack;
+    if (long rc = native::sys(SYS_sigaltstack, reinterpret_cast<long>(&ss), 0); rc != 0) {
+        native::sys(SYS_munmap, mem, kHubAltStack);
+        diag::message("cannot set a hub's alternate signal stack (errno %ld): a fiber's stack overflow will not "
+                      "be reported", -rc);
+        return;
+    }
+    hs.alt_lo = uintptr_t(mem);
+    hs.alt_hi = uintptr_t(mem) + kHubAltStack;
+}
+
 // ---------------------------------------------------------------- handlers
 
 void call_handler(int sig, const Action& a, siginfo_t* info, void* uc) {
@@ -186,6 +248,61 @@ void call_handler(int sig, const Action& a, siginfo_t* info, void* uc) {
         reinterpret_cast<void (*)(int, siginfo_t*, void*)>(a.handler)(sig, info, uc);
     else
         reinterpret_cast<void (*)(int)>(a.handler)(sig);
+}
+
+struct HandlerCall {
+    int sig;
+    const Action* action;
+    siginfo_t* info;
+    void* uc;
+};
+
+void call_handler_on_stack(void* p) {
+    auto* c = static_cast<HandlerCall*>(p);
+    call_handler(c->sig, *c->action, c->info, c->uc);
+}
+
+// The top of the stack the kernel would run a handler with action `a` on
+// for a thread with f's alternate stack, interrupted with stack pointer
+// `isp`: f's alternate stack for SA_ONSTACK when it has one and is not on
+// it; else 0, the interrupted stack.
+uintptr_t alt_top_for(const Fiber* f, const Action& a, uintptr_t isp) {
+    const AltStack& alt = f->sig.alt;
+    if ((a.flags & SA_ONSTACK) && alt_state(alt, isp - kRedZone) == 0) return uintptr_t(alt.sp) + alt.size;
+    return 0;
+}
+
+// Runs the program's handler for fiber f, interrupted with stack pointer
+// `isp`, on the stack whose top is `top` (0: here). Around the call,
+// uc_stack and f's record behave as the kernel's signal frame and
+// sigreturn do for a thread's alternate stack: saved in the frame,
+// disarmed if SS_AUTODISARM, restored from the frame after.
+void call_on_fiber_stack(Fiber* f, int sig, const Action& a, siginfo_t* info, ucontext_t* uc, uintptr_t isp,
+                         uintptr_t top) {
+    AltStack& alt = f->sig.alt;
+    const stack_t kernel_saved = uc->uc_stack;
+    uc->uc_stack.ss_sp = alt.sp;
+    uc->uc_stack.ss_size = alt.size;
+    uc->uc_stack.ss_flags = alt.flags;
+    if (alt.flags & kAutoDisarm) alt = AltStack{};
+    if (top) {
+        HandlerCall c{sig, &a, info, uc};
+        greenld_call_on_stack(call_handler_on_stack, &c, reinterpret_cast<void*>(top));
+    } else {
+        call_handler(sig, a, info, uc);
+    }
+    // rt_sigreturn's restore_altstack, whose errors the kernel ignores.
+    set_alt(alt, uc->uc_stack, isp);
+    uc->uc_stack = kernel_saved;
+}
+
+bool on_hub_alt_stack(const HubSignals& hs) {
+    const auto sp = uintptr_t(__builtin_frame_address(0));
+    return sp >= hs.alt_lo && sp < hs.alt_hi;
+}
+
+uintptr_t interrupted_sp(void* ucv) {
+    return uintptr_t(static_cast<ucontext_t*>(ucv)->uc_mcontext.gregs[REG_RSP]);
 }
 
 void reset_to_default(int sig) {
@@ -231,7 +348,8 @@ bool run_for_fiber(Fiber* f, int sig, siginfo_t* info) {
     memset(&uc, 0, sizeof uc);
     memcpy(&uc.uc_sigmask, &saved, sizeof saved);
     const int saved_errno = errno;
-    call_handler(sig, a, info, &uc);
+    const auto here = uintptr_t(__builtin_frame_address(0));
+    call_on_fiber_stack(f, sig, a, info, &uc, here, alt_top_for(f, a, here));
     errno = saved_errno;
     apply_mask(f, saved);
     return true;
@@ -271,25 +389,19 @@ void queue_on_hub(Hub* hub, int sig, const siginfo_t* info) {
     hub->wake_from_signal();
 }
 
-// The running fiber accepts the signal and was in program code: run the
-// handler right here, as the kernel interrupts a running thread. The kernel
-// has already blocked sa_mask|sig on the hub thread; the fiber's own mask
-// says so too for the duration.
-void run_inline(Hub* hub, Fiber* f, int sig, siginfo_t* info, void* ucv) {
+// The handler's part of run_inline, on the stack it runs on (`top`: 0 if
+// here). The kernel has already blocked sa_mask|sig on the hub thread; the
+// fiber's own mask says so too for the duration.
+void handle_inline(Hub* hub, Fiber* f, int sig, const Action& a, siginfo_t* info, ucontext_t* uc, uintptr_t isp,
+                   uintptr_t top) {
     HubSignals& hs = state(hub);
-    const Action a = action(sig);
-    if (a.handler == reinterpret_cast<void*>(SIG_IGN)) return;
-    if (a.handler == reinterpret_cast<void*>(SIG_DFL)) {
-        default_action(sig);
-        return;
-    }
     const Mask saved = f->sig.blocked;
     const Mask kernel_before = hs.kernel_mask;
     const Mask during = (saved | a.mask | ((a.flags & SA_NODEFER) ? 0 : bit(sig))) & ~kUnblockable;
     count(hs, saved, during);
     f->sig.blocked = during;
     if (a.flags & SA_RESETHAND) reset_to_default(sig);
-    call_handler(sig, a, info, ucv);
+    call_on_fiber_stack(f, sig, a, info, uc, isp, top);
     count(hs, f->sig.blocked, saved);
     f->sig.blocked = saved;
     // The kernel restores the interrupted mask at sigreturn; if the handler
@@ -297,8 +409,92 @@ void run_inline(Hub* hub, Fiber* f, int sig, siginfo_t* info, void* ucv) {
     const Mask now = wanted_kernel_mask(hs);
     if (hs.fibers && now != kernel_before) {
         hs.kernel_mask = now;
-        memcpy(&static_cast<ucontext_t*>(ucv)->uc_sigmask, &now, sizeof now);
+        memcpy(&uc->uc_sigmask, &now, sizeof now);
     }
+}
+
+// A signal frame moved off the hub's alternate stack (move_frame).
+struct MovedSignal {
+    Hub* hub;
+    Fiber* f;
+    Action action;  // as run_inline read it
+    int sig;
+    int saved_errno;
+    siginfo_t* info;
+    ucontext_t* uc;
+    uintptr_t isp;
+};
+
+// Entered as the kernel enters a handler, on the moved frame: returning
+// goes to the frame's restorer (rt_sigreturn), which reads the moved
+// ucontext.
+void run_moved(void* p) {
+    const MovedSignal m = *static_cast<MovedSignal*>(p);
+    handle_inline(m.hub, m.f, m.sig, m.action, m.info, m.uc, m.isp, 0);
+    errno = m.saved_errno;
+}
+
+// The kernel ran the trampoline on the hub's alternate stack (SA_ONSTACK),
+// but the program's handler belongs on another stack (`top`). Calling it
+// from here would keep the hub's stack in use while program code runs, and
+// the kernel, seeing the stack pointer elsewhere, would deliver the next
+// SA_ONSTACK signal from the top of it, over our frames (and a handler
+// that longjmps out would leave them there). So the whole signal frame
+// (rt_sigframe: the restorer's address, ucontext, siginfo, then the FPU
+// state, up to the top of the stack) moves below `top` and is entered
+// there as the kernel would have: from then on the hub's stack is free.
+// Returns only if the frame is not where the kernel puts it.
+void move_frame(Hub* hub, Fiber* f, int sig, const Action& a, siginfo_t* info, ucontext_t* uc, uintptr_t isp,
+                uintptr_t top, int saved_errno) {
+    const HubSignals& hs = state(hub);
+    const uintptr_t start = uintptr_t(uc) - sizeof(void*);
+    if (start < hs.alt_lo || start >= hs.alt_hi) return;
+    const size_t len = hs.alt_hi - start;
+    // The same alignment modulo 64 (the FPU state's), below the top, with
+    // room above it for MovedSignal.
+    const uintptr_t want = top - len - sizeof(MovedSignal);
+    const intptr_t delta = (intptr_t(want) - intptr_t(start)) & ~intptr_t(63);
+    const uintptr_t dst = start + uintptr_t(delta);
+    memcpy(reinterpret_cast<void*>(dst), reinterpret_cast<void*>(start), len);
+    auto moved = [&](auto* p) {
+        const auto a = uintptr_t(p);
+        return a >= start && a < hs.alt_hi ? reinterpret_cast<decltype(p)>(a + uintptr_t(delta)) : p;
+    };
+    ucontext_t* muc = moved(uc);
+    if (muc->uc_mcontext.fpregs) muc->uc_mcontext.fpregs = moved(muc->uc_mcontext.fpregs);
+    auto* m = reinterpret_cast<MovedSignal*>(dst + len);
+    *m = MovedSignal{hub, f, a, sig, saved_errno, moved(info), muc, isp};
+    greenld_enter_signal_frame(run_moved, m, reinterpret_cast<void*>(dst));
+}
+
+// The running fiber accepts the signal and was in program code (or caused
+// the fault): run the handler now, as the kernel interrupts a running
+// thread, on the stack the kernel would have chosen for it.
+void run_inline(Hub* hub, Fiber* f, int sig, siginfo_t* info, void* ucv, int saved_errno) {
+    HubSignals& hs = state(hub);
+    const Action a = action(sig);
+    if (a.handler == reinterpret_cast<void*>(SIG_IGN)) return;
+    if (a.handler == reinterpret_cast<void*>(SIG_DFL)) {
+        default_action(sig);
+        return;
+    }
+    auto* uc = static_cast<ucontext_t*>(ucv);
+    const uintptr_t isp = interrupted_sp(ucv);
+    uintptr_t top = alt_top_for(f, a, isp);
+    if (on_hub_alt_stack(hs)) {
+        if (!top) {
+            // A fault that overflowed f's stack cannot run its handler
+            // there: as the kernel then kills the process with SIGSEGV,
+            // after greenld's report.
+            if ((bit(sig) & kSynchronous) && diag::is_stack_overflow(f, info, uc)) {
+                diag::die_of_overflow(f, info);
+                return;
+            }
+            top = isp - kRedZone;
+        }
+        move_frame(hub, f, sig, a, info, uc, isp, top, saved_errno);
+    }
+    handle_inline(hub, f, sig, a, info, uc, isp, top);
 }
 
 void on_signal(int sig, siginfo_t* info, void* ucv) {
@@ -313,7 +509,11 @@ void on_signal(int sig, siginfo_t* info, void* ucv) {
         return;
     }
     Fiber* f = Hub::current_fiber();
-    if (!hub || !config::patched_if_known(config::kPatchSignal, true)) {
+    // A fault (caught with SA_ONSTACK: wraps_fault) is the running fiber's
+    // and runs its handler now, wherever the fiber was; one in the hub's own
+    // code is the thread's.
+    const bool fault = bit(sig) & kSynchronous;
+    if (!hub || !config::patched_if_known(config::kPatchSignal, true) || (fault && !f)) {
         // The main thread or another native thread (or the signal family is
         // not patched): as the kernel would.
         Action a = action(sig);
@@ -323,8 +523,8 @@ void on_signal(int sig, siginfo_t* info, void* ucv) {
             if (a.flags & SA_RESETHAND) reset_to_default(sig);
             call_handler(sig, a, info, ucv);
         }
-    } else if (f && (accepted_by(f) & bit(sig)) && !in_runtime(interrupted_pc(ucv))) {
-        run_inline(hub, f, sig, info, ucv);
+    } else if (fault || (f && (accepted_by(f) & bit(sig)) && !in_runtime(interrupted_pc(ucv)))) {
+        run_inline(hub, f, sig, info, ucv, saved_errno);
     } else {
         queue_on_hub(hub, sig, info);
     }
@@ -483,6 +683,8 @@ void forget(HubSignals& hs) {
     hs.fibers = 0;
     hs.kernel_mask = 0;
     hs.head = nullptr;
+    hs.vforking = false;
+    hs.alt_lo = hs.alt_hi = 0;
 }
 
 }  // namespace
@@ -542,12 +744,36 @@ void prepare() {
     done.store(2, std::memory_order_release);
 }
 
+// ---------------------------------------------------------------- alternate stacks
+
+int alt_stack(Fiber* f, const stack_t* ss, stack_t* old, uintptr_t sp) {
+    // ss and old may be one object: read before writing, as the kernel.
+    const stack_t want = ss ? *ss : stack_t{};
+    const AltStack& a = f->sig.alt;
+    if (old) {
+        memset(old, 0, sizeof *old);
+        old->ss_sp = a.sp;
+        old->ss_size = a.size;
+        old->ss_flags = alt_state(a, sp) | (a.flags & kAutoDisarm);
+    }
+    return ss ? set_alt(f->sig.alt, want, sp) : 0;
+}
+
+bool wraps_fault(int sig, int flags) {
+    return sig >= 1 && sig <= kMaxSignal && (bit(sig) & kSynchronous) && (flags & SA_ONSTACK);
+}
+
 // ---------------------------------------------------------------- masks
 
 Mask thread_mask() {
     Mask m = 0;
     native::sys(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&m), 8);
     return m;
+}
+
+Mask hub_thread_mask() {
+    Hub* hub = Hub::current();
+    return hub ? state(hub).kernel_mask : thread_mask();
 }
 
 bool set_mask(Fiber* f, Mask mask) {
@@ -773,6 +999,23 @@ void child_mask_end(const ChildMask& cm) {
     set_thread_mask(hs.kernel_mask);
 }
 
+void vfork_begin() {
+    const ChildMask cm = child_mask_begin(false);
+    if (cm.fiber) state(cm.fiber->hub).vforking = true;
+}
+
+void vfork_end() {
+    Hub* hub = Hub::current();
+    if (!hub) return;
+    HubSignals& hs = state(hub);
+    if (!hs.vforking || in_memory_sharing_child()) return;
+    hs.vforking = false;
+    set_thread_mask(hs.kernel_mask);
+    // As natively, a signal that arrived during the vfork is handled before
+    // it returns (here it was queued: the pc was in our code).
+    deliver_pending(Hub::current_fiber());
+}
+
 // ---------------------------------------------------------------- hooks
 
 void hub_thread_started(Hub* hub) {
@@ -780,6 +1023,7 @@ void hub_thread_started(Hub* hub) {
     HubSignals& hs = state(hub);
     forget(hs);
     hs.tid = native::gettid();
+    arm_hub_alt_stack(hs);
     // Force the first write: the thread inherited its creator's mask.
     hs.kernel_mask = wanted_kernel_mask(hs);
     set_thread_mask(hs.kernel_mask);
@@ -844,6 +1088,12 @@ void reset_in_child(Fiber* forker) {
     if (forker) {
         forker->sig.pending.store(0, std::memory_order_relaxed);
         set_thread_mask(forker->sig.blocked);
+        // And the alternate stack the forking thread had.
+        stack_t ss{};
+        ss.ss_sp = forker->sig.alt.sp;
+        ss.ss_size = forker->sig.alt.size;
+        ss.ss_flags = forker->sig.alt.size ? forker->sig.alt.flags : SS_DISABLE;
+        native::sys(SYS_sigaltstack, reinterpret_cast<long>(&ss), 0);
     }
 }
 

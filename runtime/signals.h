@@ -32,6 +32,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "deadline.h"
@@ -48,6 +49,14 @@ using Mask = uint64_t;
 constexpr int kMaxSignal = 64;
 constexpr Mask bit(int sig) { return Mask(1) << (sig - 1); }
 
+// A thread's alternate signal stack as the kernel keeps it (sigaltstack(2)):
+// size 0 is disabled; flags are as the program set them (SS_AUTODISARM).
+struct AltStack {
+    void* sp = nullptr;
+    size_t size = 0;
+    int flags = SS_DISABLE;
+};
+
 // Per-fiber signal state (Fiber::sig). Touched only on the fiber's own hub
 // thread; `pending` also from the trampoline on that thread, hence atomic.
 struct FiberSignals {
@@ -60,6 +69,7 @@ struct FiberSignals {
     bool handler_ran = false;       // cleared by Hub::prepare_park
     bool handlers_restart = false;
     bool listed = false;            // in its hub's fiber list
+    AltStack alt;                   // its sigaltstack (never the kernel's)
     siginfo_t* infos = nullptr;     // info of each pending signal, on first need
     Fiber* prev = nullptr;          // the hub's fiber list (routing)
     Fiber* next = nullptr;
@@ -110,6 +120,30 @@ constexpr int kPoolKick = config::kPoolKickSignal;
 bool pool_kick_ready();
 void set_pool_kick_installed();
 
+// ---- alternate signal stacks ----
+//
+// Every hub thread has a kernel alternate stack of its own, on which the
+// kernel runs the trampoline for a SA_ONSTACK handler, and greenld's
+// overflow report. A fiber's sigaltstack is only recorded (AltStack: a
+// switch costs nothing more); the trampoline, and deferred delivery, then
+// run the program's handler where the kernel would have for a thread: on
+// the fiber's own alternate stack for SA_ONSTACK if it has one and is not
+// on it, otherwise on the interrupted stack below its red zone. Leaving
+// the hub's stack, the trampoline moves the kernel's signal frame along,
+// so that no program code ever runs with the hub's stack in use. The
+// kernel's save of the thread's alternate stack in the frame (uc_stack),
+// its disarming (SS_AUTODISARM) and its restore at sigreturn are done for
+// the fiber. Synchronous faults whose handler has SA_ONSTACK go through
+// the trampoline for this too (a program's own overflow handler runs on
+// the faulting fiber's alternate stack).
+
+// sigaltstack(2) for fiber f whose stack pointer is `sp`: 0 or an errno
+// value (EPERM, EINVAL, ENOMEM), exactly as the kernel for a thread.
+int alt_stack(Fiber* f, const stack_t* ss, stack_t* old, uintptr_t sp);
+// Does the sigaction wrapper give the kernel our trampoline for a caught
+// fault signal whose handler has these flags?
+bool wraps_fault(int sig, int flags);
+
 // ---- masks ----
 
 // Signals no mask can hold: the kernel drops SIGKILL/SIGSTOP, glibc 32/33.
@@ -120,6 +154,9 @@ constexpr Mask kUnblockable = bit(SIGKILL) | bit(SIGSTOP) | bit(32) | bit(33);
 bool set_mask(Fiber* f, Mask mask);
 // The calling OS thread's kernel mask.
 Mask thread_mask();
+// The kernel mask the runtime keeps on the calling hub thread (what its
+// fibers' masks need), or thread_mask() on another thread.
+Mask hub_thread_mask();
 
 // ---- safe points ----
 
@@ -177,6 +214,16 @@ struct ChildMask {
 };
 ChildMask child_mask_begin(bool keep_pending);
 void child_mask_end(const ChildMask& cm);
+
+// vfork (preload/vfork_x86_64.S): the child starts with the calling OS
+// thread's mask, so for the call the hub thread's becomes the fiber's.
+// vfork_begin runs before the system call; vfork_end in the parent after
+// it (the child has exec'd or exited): the hub's own mask comes back and
+// the fiber runs the handlers of signals that arrived meanwhile. Both do
+// nothing outside a fiber and in a vfork child (which shares our memory:
+// the hub's record of a vfork in flight is its parent's).
+void vfork_begin();
+void vfork_end();
 
 // ---- diagnostics (monitor.cpp) ----
 
