@@ -14,11 +14,12 @@
 // for the recursive and error-checking tests.
 // Robust process-private mutexes are ours too (robust_mutex.h: a fiber that
 // ends holding one leaves it "owner died").
-// Robust process-shared and priority-protocol mutexes, and process-shared
-// condition variables, are left to glibc: they must work with the kernel's
-// robust lists and PI futexes, or with glibc's condvar layout in other
-// processes (they block the hub's OS thread while they wait, except a
-// condition variable's wait with a process-shared mutex: glibc_cond_wait).
+// Robust process-shared and priority-protocol mutexes keep glibc's code and
+// the kernel's protocol (robust lists, PI futexes); a fiber takes them
+// through kernel_mutex.h, which parks only the fiber. Process-shared
+// condition variables are left to glibc, for glibc's condvar layout in
+// other processes (they block the hub's OS thread while they wait, except
+// with a process-shared mutex of ours: glibc_cond_wait).
 #include <pthread.h>
 #include <sys/syscall.h>
 
@@ -35,6 +36,7 @@
 #include "../runtime/shared_futex.h"
 #include "cooperative.h"
 #include "cancel.h"
+#include "kernel_mutex.h"
 #include "next.h"
 #include "robust_mutex.h"
 
@@ -195,6 +197,26 @@ bool glibc_mutex(const pthread_mutex_t* m) {
     return (kind & kPriority) || ((kind & kRobust) && (kind & kPshared)) || !config::patched(config::kPatchThread);
 }
 
+// A fiber on one of glibc's mutexes that follow the kernel's protocol.
+bool fiber_kernel_mutex(const pthread_mutex_t* m) {
+    return Hub::current_fiber() && kernel_mutex::kernel_protocol(m->__data.__kind) &&
+           config::patched(config::kPatchThread);
+}
+
+// Any mutex, from a condition variable of ours.
+int lock_any(pthread_mutex_t* m, Deadline deadline) {
+    if (glibc_mutex(m)) {
+        if (fiber_kernel_mutex(m)) return kernel_mutex::lock(m, deadline, false);
+        return next_mutex_lock(m);
+    }
+    return lock(m, deadline, false);
+}
+
+int unlock_any(pthread_mutex_t* m) {
+    if (glibc_mutex(m)) return fiber_kernel_mutex(m) ? kernel_mutex::unlock(m) : next_mutex_unlock(m);
+    return unlock(m);
+}
+
 // Condition variable: a sequence word at offset 0 (bumped by every signal),
 // a waiter count at offset 4, and glibc's __wrefs flags word (bit 1:
 // CLOCK_MONOTONIC, bit 0: process-shared), which pthread_cond_init and the
@@ -221,7 +243,7 @@ int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Deadline deadline) {
     CondView v = view(c);
     const uint32_t seq = v.seq->load(std::memory_order_seq_cst);
     v.waiters->fetch_add(1, std::memory_order_seq_cst);
-    if (int rc = unlock(m)) {
+    if (int rc = unlock_any(m)) {
         v.waiters->fetch_sub(1, std::memory_order_relaxed);
         return rc;
     }
@@ -229,7 +251,7 @@ int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Deadline deadline) {
     v.waiters->fetch_sub(1, std::memory_order_relaxed);
     // Relock whatever happened, as POSIX requires, even after a timeout. A
     // robust mutex whose owner died meanwhile reports it (EOWNERDEAD, held).
-    const int lr = lock(m, Deadline::never(), false);
+    const int lr = lock_any(m, Deadline::never());
     if (lr == EOWNERDEAD || lr == ENOTRECOVERABLE) return lr;
     return rc == ETIMEDOUT ? ETIMEDOUT : 0;
 }
@@ -244,7 +266,11 @@ int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Deadline deadline) {
 // wait goes on, as glibc's does. Otherwise it blocks the hub's thread.
 template <typename Wait>
 int glibc_cond_wait(pthread_mutex_t* m, Wait wait) {
-    if (glibc_mutex(m)) return wait();
+    if (glibc_mutex(m)) {
+        const int rc = wait();
+        if (fiber_kernel_mutex(m)) kernel_mutex::relocked(m);
+        return rc;
+    }
     MutexView v = view(m);
     const unsigned count = *v.count;
     int rc;
@@ -292,31 +318,44 @@ GREENLD_EXPORT int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexatt
 }
 
 GREENLD_EXPORT int pthread_mutex_lock(pthread_mutex_t* m) {
-    if (glibc_mutex(m)) return next_mutex_lock(m);
+    if (glibc_mutex(m)) {
+        if (fiber_kernel_mutex(m)) return kernel_mutex::lock(m, Deadline::never(), false);
+        return next_mutex_lock(m);
+    }
     return lock(m, Deadline::never(), false);
 }
 
 GREENLD_EXPORT int pthread_mutex_trylock(pthread_mutex_t* m) {
-    if (glibc_mutex(m)) return next_mutex_trylock(m);
+    if (glibc_mutex(m)) {
+        if (fiber_kernel_mutex(m)) return kernel_mutex::lock(m, Deadline::never(), true);
+        return next_mutex_trylock(m);
+    }
     return lock(m, Deadline::never(), true);
 }
 
 GREENLD_EXPORT int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, const timespec* abstime) {
-    if (glibc_mutex(m)) return next_mutex_clocklock(m, clock, abstime);
+    const bool kernel = glibc_mutex(m);
+    if (kernel && !fiber_kernel_mutex(m)) return next_mutex_clocklock(m, clock, abstime);
     if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
     // Like glibc: an uncontended lock succeeds even with a bad timeout.
+    if (kernel) {
+        const int rc = kernel_mutex::lock(m, Deadline::never(), true);
+        if (rc != EBUSY) return rc;  // taken, or glibc's verdict (EDEADLK, EOWNERDEAD...)
+        if (!valid_timespec(abstime)) return EINVAL;
+        return kernel_mutex::lock(m, Deadline::from_abs(clock, *abstime), false);
+    }
     if (lock(m, Deadline::never(), true) == 0) return 0;
     if (!valid_timespec(abstime)) return EINVAL;
     return lock(m, Deadline::from_abs(clock, *abstime), false);
 }
 
 GREENLD_EXPORT int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* abstime) {
-    if (glibc_mutex(m)) return next_mutex_timedlock(m, abstime);
+    if (glibc_mutex(m) && !fiber_kernel_mutex(m)) return next_mutex_timedlock(m, abstime);
     return pthread_mutex_clocklock(m, CLOCK_REALTIME, abstime);
 }
 
 GREENLD_EXPORT int pthread_mutex_unlock(pthread_mutex_t* m) {
-    if (glibc_mutex(m)) return next_mutex_unlock(m);
+    if (glibc_mutex(m)) return fiber_kernel_mutex(m) ? kernel_mutex::unlock(m) : next_mutex_unlock(m);
     return unlock(m);
 }
 
@@ -350,23 +389,21 @@ GREENLD_EXPORT int pthread_cond_init(pthread_cond_t* c, const pthread_condattr_t
 
 GREENLD_EXPORT int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
     CancelPoint cancel_point;
-    if (glibc_cond(c) || glibc_mutex(m)) return glibc_cond_wait(m, [&] { return next_cond_wait(c, m); });
+    if (glibc_cond(c)) return glibc_cond_wait(m, [&] { return next_cond_wait(c, m); });
     return cond_wait(c, m, Deadline::never());
 }
 
 GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
                                           const timespec* abstime) {
     CancelPoint cancel_point;
-    if (glibc_cond(c) || glibc_mutex(m))
-        return glibc_cond_wait(m, [&] { return next_cond_clockwait(c, m, clock, abstime); });
+    if (glibc_cond(c)) return glibc_cond_wait(m, [&] { return next_cond_clockwait(c, m, clock, abstime); });
     if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || !valid_timespec(abstime)) return EINVAL;
     return cond_wait(c, m, Deadline::from_abs(clock, *abstime));
 }
 
 GREENLD_EXPORT int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abstime) {
     CancelPoint cancel_point;
-    if (glibc_cond(c) || glibc_mutex(m))
-        return glibc_cond_wait(m, [&] { return next_cond_timedwait(c, m, abstime); });
+    if (glibc_cond(c)) return glibc_cond_wait(m, [&] { return next_cond_timedwait(c, m, abstime); });
     const clockid_t clock = (c->__data.__wrefs & kCondMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
     if (!valid_timespec(abstime)) return EINVAL;
     return cond_wait(c, m, Deadline::from_abs(clock, *abstime));
