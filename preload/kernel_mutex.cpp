@@ -32,8 +32,11 @@ next::Symbol<decltype(::pthread_join)> next_join{"pthread_join"};
 
 // glibc's __kind bits.
 constexpr int kTypeMask = 3, kRobust = 16, kPrioInherit = 32, kPrioProtect = 64, kPshared = 128;
-// glibc's __owner of a robust mutex made unrecoverable.
-constexpr int kOwnerNotRecoverable = INT_MAX - 1;
+// glibc's __owner of a robust mutex taken from a dead owner and not yet
+// made consistent. glibc's unlock never leaves it there (it makes such a
+// mutex unrecoverable), so a PI mutex handed over with it carries the
+// owner-died mark from a fiber that ended (leave_owner_died).
+constexpr int kOwnerInconsistent = INT_MAX;
 // A priority-protection word: the ceiling above, 0 free / 1 locked / 2
 // locked with waiters below.
 constexpr uint32_t kCeilingMask = 0xfff80000u;
@@ -78,6 +81,7 @@ bool held_by_thread(pthread_mutex_t* m, int kind, int tid) {
 // mutex is therefore a fresh one, which ends holding it in that case, and
 // the kernel marks it for the next locker as for any dead owner.
 struct PiProbe {
+    pthread_mutex_t* m;
     std::atomic<uint32_t>* word;
     bool process_private;
     bool robust;
@@ -131,7 +135,12 @@ RobustHead* robust_head() {
 int pi_probe(PiProbe* p, bool* end_holding) {
     for (;;) {
         uint32_t cur = p->word->load(std::memory_order_relaxed);
-        if ((cur & FUTEX_TID_MASK) == 0) return 0;  // free, or a dead owner's: the fiber's trylock takes it
+        if ((cur & FUTEX_TID_MASK) == 0) {
+            // Free, or a dead owner's: the fiber's trylock takes it (but the
+            // kernel may not have finished with a dead owner: not at once).
+            if (cur != 0) nap();
+            return 0;
+        }
         const long r = lock_pi(p);
         if (r == -ETIMEDOUT) return ETIMEDOUT;
         if (r == -ESRCH) return ESRCH;
@@ -141,7 +150,9 @@ int pi_probe(PiProbe* p, bool* end_holding) {
             return 0;
         }
         cur = p->word->load(std::memory_order_relaxed);
-        if (cur & FUTEX_OWNER_DIED) {
+        const bool owner_died = (cur & FUTEX_OWNER_DIED) ||
+                                (p->robust && __atomic_load_n(&p->m->__data.__owner, __ATOMIC_RELAXED) == kOwnerInconsistent);
+        if (owner_died) {
             if (p->robust && end_holding) {
                 *end_holding = true;
                 return 0;
@@ -175,7 +186,7 @@ void* robust_probe_main(void* arg) {
 }
 
 int pi_wait(pthread_mutex_t* m, int kind, Deadline deadline) {
-    PiProbe probe{word_of(m), private_futex(kind), (kind & kRobust) != 0, deadline};
+    PiProbe probe{m, word_of(m), private_futex(kind), (kind & kRobust) != 0, deadline};
     const int rc = offload(JobKind::rendezvous, [&probe]() -> int {
         if (!probe.robust) return pi_probe(&probe, nullptr);
         pthread_t t;
@@ -263,10 +274,11 @@ void leave_owner_died(pthread_mutex_t* m, RobustHead* head, void* entry) {
         }
         // Threads wait in the kernel: FUTEX_UNLOCK_PI hands it to the first
         // but clears the owner-died mark (the kernel passes that only from a
-        // thread that ends). It is made unrecoverable instead, as glibc does
-        // when an owner told EOWNERDEAD unlocks without making it
-        // consistent: the next owner learns that something is wrong.
-        __atomic_store_n(&m->__data.__owner, kOwnerNotRecoverable, __ATOMIC_RELAXED);
+        // thread that ends). The mark goes in __owner instead: a fiber's
+        // waiting thread that receives it ends holding it (pi_probe), and
+        // the kernel marks it for the next locker. A thread outside greenld
+        // that receives it is not told (glibc does not look there).
+        __atomic_store_n(&m->__data.__owner, kOwnerInconsistent, __ATOMIC_RELAXED);
         native::sys(SYS_futex, reinterpret_cast<long>(w), FUTEX_UNLOCK_PI);
     } else {
         while (!w->compare_exchange_weak(cur, (cur & FUTEX_WAITERS) | FUTEX_OWNER_DIED, std::memory_order_release)) {

@@ -8,9 +8,9 @@
  *   - process-shared: a counter two processes of three threads increment
  *     under it loses nothing; a thread waiting while another process holds
  *     it for 300 ms lets the probe answer;
- *   - robust priority inheritance: a thread that ends holding it, and a
- *     process that exits holding it while a thread here waits, leave
- *     EOWNERDEAD for the next locker.
+ *   - robust priority inheritance: a thread that ends holding it, with or
+ *     without another waiting, and a process that exits holding it while a
+ *     thread here waits, leave EOWNERDEAD for the next locker.
  * Priority protection needs a real-time thread (glibc raises the thread
  * to the ceiling, which a SCHED_OTHER thread cannot reach): those parts
  * run under SCHED_FIFO priority 1 (ceiling 1), and are skipped with a note
@@ -100,6 +100,13 @@ static void *hold_and_end(void *arg)
     return NULL;
 }
 
+static void *hold_sleep_and_end(void *arg)
+{
+    CHECK_RC(pthread_mutex_lock(arg), 0);
+    sleep_ms(200);
+    return NULL;
+}
+
 static void robust_inherit(void)
 {
     for (int pshared = 0; pshared < 2; ++pshared) {
@@ -111,6 +118,23 @@ static void robust_inherit(void)
         CHECK_RC(pthread_mutex_unlock(&g->m[0]), 0);
         check_contended(&g->m[0], pshared ? "robust PI shared: contended between two threads"
                                           : "robust PI private: contended between two threads");
+
+        set_phase(pshared ? "robust PI shared: a thread ends holding it while another waits"
+                          : "robust PI private: a thread ends holding it while another waits");
+        pthread_t holder = spawn(hold_sleep_and_end, &g->m[0]);
+        sleep_ms(50);
+        struct probe p;
+        probe_start(&p);
+        struct locker l = {.m = &g->m[0]};
+        pthread_t t = spawn(locker_main, &l);
+        wait_started(&l);
+        probe_expect(&p, 3000, "a thread waits for a thread that ends");
+        join_within(holder, 5000, "holder");
+        join_within(t, 5000, "the waiter after the owner ended");
+        CHECK_RC(l.rc, EOWNERDEAD);
+        CHECK_RC(pthread_mutex_trylock(&g->m[0]), 0);
+        CHECK_RC(pthread_mutex_unlock(&g->m[0]), 0);
+        probe_stop(&p);
     }
 
     set_phase("robust PI shared: the owner process exits while a thread waits");
