@@ -182,6 +182,43 @@ static __attribute__((unused)) void check_ownership(pthread_mutex_t *recursive, 
     CHECK_RC(pthread_mutex_unlock(errorcheck), EPERM);
 }
 
+/* A process-private condition variable waited on with m: the signal
+ * from another thread wakes the waiter, which holds m again. */
+struct cond_wait_arg {
+    pthread_mutex_t *m;
+    pthread_cond_t cv;
+    int flag;
+    int rc;
+};
+
+static __attribute__((unused)) void *cond_waiter(void *arg)
+{
+    struct cond_wait_arg *c = arg;
+    thread_setup();
+    CHECK_RC(pthread_mutex_lock(c->m), 0);
+    while (!c->flag && c->rc == 0) c->rc = pthread_cond_wait(&c->cv, c->m);
+    CHECK_RC(pthread_mutex_unlock(c->m), 0);
+    return NULL;
+}
+
+static __attribute__((unused)) void check_condvar(pthread_mutex_t *m, const char *what)
+{
+    set_phase(what);
+    struct cond_wait_arg c = {.m = m};
+    CHECK_RC(pthread_cond_init(&c.cv, NULL), 0);
+    pthread_t t = spawn(cond_waiter, &c);
+    sleep_ms(50);
+    CHECK_RC(pthread_mutex_lock(m), 0);
+    c.flag = 1;
+    CHECK_RC(pthread_cond_signal(&c.cv), 0);
+    CHECK_RC(pthread_mutex_unlock(m), 0);
+    join_within(t, 5000, what);
+    CHECK_RC(c.rc, 0);
+    CHECK_RC(pthread_mutex_trylock(m), 0);
+    CHECK_RC(pthread_mutex_unlock(m), 0);
+    pthread_cond_destroy(&c.cv);
+}
+
 /* Two processes, `threads` threads each, add under the lock: nothing lost. */
 struct counter_page {
     pthread_mutex_t m;

@@ -4,7 +4,8 @@
  *   - contended between two threads of this process: the waiter does not
  *     get it while held, gets it after, and the other threads run
  *     meanwhile (a probe answers); a timed lock times out with ETIMEDOUT;
- *   - recursion and error checks between two threads of the process;
+ *   - recursion and error checks between two threads of the process; a
+ *     condition variable waited on with one;
  *   - process-shared: a counter two processes of three threads increment
  *     under it loses nothing; a thread waiting while another process holds
  *     it for 300 ms lets the probe answer;
@@ -81,6 +82,8 @@ static void each_kind(int protocol, const char *name)
         check_contended(&g->m[0], what);
         snprintf(what, sizeof what, "%s %s: timed lock times out", name, sh);
         check_timeout(&g->m[0], what);
+        snprintf(what, sizeof what, "%s %s: a condition variable waited on with it", name, sh);
+        check_condvar(&g->m[0], what);
         kind_init(&g->m[1], kind_of(protocol, PTHREAD_MUTEX_RECURSIVE, pshared, 0));
         kind_init(&g->m[2], kind_of(protocol, PTHREAD_MUTEX_ERRORCHECK, pshared, 0));
         snprintf(what, sizeof what, "%s %s: recursive and error checking between two threads", name, sh);

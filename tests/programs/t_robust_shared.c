@@ -3,7 +3,8 @@
  * error checking), which keep the kernel's robust-futex protocol.
  *   - contended between two threads of this process: the waiter does not
  *     get it while held, gets it after, and the other threads run
- *     meanwhile (a probe answers); a timed lock times out with ETIMEDOUT;
+ *     meanwhile (a probe answers); a timed lock times out with ETIMEDOUT; a
+ *     condition variable waited on with one;
  *   - recursion and error checks between two threads of the process:
  *     another thread's trylock is EBUSY, its unlock EPERM, its timed lock
  *     times out; the owner's relock EDEADLK (error checking) or counts;
@@ -209,6 +210,7 @@ int main(int argc, char **argv)
         kind_init(&g->m[0], kNormal);
         check_contended(&g->m[0], "robust shared: contended between two threads");
         check_timeout(&g->m[0], "robust shared: timed lock times out");
+        check_condvar(&g->m[0], "robust shared: a condition variable waited on with it");
     }
     if (part(only, "ownership")) {
         kind_init(&g->m[1], with_type(PTHREAD_MUTEX_RECURSIVE));
