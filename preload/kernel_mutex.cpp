@@ -32,6 +32,8 @@ next::Symbol<decltype(::pthread_join)> next_join{"pthread_join"};
 
 // glibc's __kind bits.
 constexpr int kTypeMask = 3, kRobust = 16, kPrioInherit = 32, kPrioProtect = 64, kPshared = 128;
+static_assert(kernel_protocol(kPrioInherit) && kernel_protocol(kPrioProtect) && kernel_protocol(kRobust | kPshared) &&
+              !kernel_protocol(kRobust) && !kernel_protocol(kPshared | kTypeMask));
 // glibc's __owner of a robust mutex taken from a dead owner and not yet
 // made consistent. glibc's unlock never leaves it there (it makes such a
 // mutex unrecoverable), so a PI mutex handed over with it carries the
@@ -301,14 +303,9 @@ void acquired(pthread_mutex_t* m, int kind, Fiber* self, bool waited) {
 
 }  // namespace
 
-bool kernel_protocol(int kind) {
-    return (kind & (kPrioInherit | kPrioProtect)) || ((kind & kRobust) && (kind & kPshared));
-}
-
-int lock(pthread_mutex_t* m, Deadline deadline, bool try_only) {
-    Fiber* self = Hub::current_fiber();
+int lock(Fiber* self, pthread_mutex_t* m, Deadline deadline, bool try_only) {
     const int me = int(self->id);
-    const int tid = Hub::current()->tid();
+    const int tid = self->hub->tid();
     const int kind = kind_of(m);
     bool waited = false;
     for (;;) {
@@ -329,8 +326,7 @@ int lock(pthread_mutex_t* m, Deadline deadline, bool try_only) {
             if (this_thread) {
                 // A normal mutex locked again by its owner deadlocks, as
                 // glibc's does, until the deadline if any.
-                Hub* hub = Hub::current();
-                while (!deadline.passed()) hub->park(deadline);
+                while (!deadline.passed()) self->hub->park(deadline);
                 return ETIMEDOUT;
             }
         }
@@ -339,10 +335,9 @@ int lock(pthread_mutex_t* m, Deadline deadline, bool try_only) {
     }
 }
 
-int unlock(pthread_mutex_t* m) {
-    Fiber* self = Hub::current_fiber();
+int unlock(Fiber* self, pthread_mutex_t* m) {
     const int me = int(self->id);
-    const int tid = Hub::current()->tid();
+    const int tid = self->hub->tid();
     const int kind = kind_of(m), type = kind & kTypeMask;
     const bool this_thread = held_by_thread(m, kind, tid);
     const bool checks_owner = (kind & kRobust) || type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK;
@@ -361,8 +356,8 @@ int unlock(pthread_mutex_t* m) {
     return 0;
 }
 
-void relocked(pthread_mutex_t* m) {
-    if (held_by_thread(m, kind_of(m), Hub::current()->tid())) set_fiber_owner(m, int(Hub::current_fiber()->id));
+void relocked(Fiber* self, pthread_mutex_t* m) {
+    if (held_by_thread(m, kind_of(m), self->hub->tid())) set_fiber_owner(m, int(self->id));
 }
 
 void release_held(Fiber* f) {

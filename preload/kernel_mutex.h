@@ -29,16 +29,17 @@ class Fiber;
 
 namespace greenld::kernel_mutex {
 
-// glibc's __kind: is it one of the kinds above?
-bool kernel_protocol(int kind);
+// glibc's __kind: is it one of the kinds above? (Bits: 16 robust, 32
+// priority inheritance, 64 priority protection, 128 process-shared.)
+constexpr bool kernel_protocol(int kind) { return (kind & (32 | 64)) || (kind & (16 | 128)) == (16 | 128); }
 
-// For the calling fiber. lock: 0, EOWNERDEAD, ENOTRECOVERABLE, EDEADLK,
+// For the calling fiber, `self`. lock: 0, EOWNERDEAD, ENOTRECOVERABLE, EDEADLK,
 // EAGAIN, EINVAL (a priority ceiling below the thread's priority), EBUSY
 // when try_only, ETIMEDOUT once `deadline` passed.
-int lock(pthread_mutex_t* m, Deadline deadline, bool try_only);
-int unlock(pthread_mutex_t* m);
+int lock(Fiber* self, pthread_mutex_t* m, Deadline deadline, bool try_only);
+int unlock(Fiber* self, pthread_mutex_t* m);
 // glibc's condition variable wait relocked it for the calling fiber.
-void relocked(pthread_mutex_t* m);
+void relocked(Fiber* self, pthread_mutex_t* m);
 
 // The fiber ends: the robust ones it holds are left "owner died".
 void release_held(Fiber* f);

@@ -197,23 +197,27 @@ bool glibc_mutex(const pthread_mutex_t* m) {
     return (kind & kPriority) || ((kind & kRobust) && (kind & kPshared)) || !config::patched(config::kPatchThread);
 }
 
-// A fiber on one of glibc's mutexes that follow the kernel's protocol.
-bool fiber_kernel_mutex(const pthread_mutex_t* m) {
-    return Hub::current_fiber() && kernel_mutex::kernel_protocol(m->__data.__kind) &&
-           config::patched(config::kPatchThread);
+// The calling fiber, on one of glibc's mutexes that follow the kernel's
+// protocol; null otherwise.
+Fiber* fiber_kernel_mutex(const pthread_mutex_t* m) {
+    Fiber* f = Hub::current_fiber();
+    return f && kernel_mutex::kernel_protocol(m->__data.__kind) && config::patched(config::kPatchThread) ? f : nullptr;
 }
 
 // Any mutex, from a condition variable of ours.
 int lock_any(pthread_mutex_t* m, Deadline deadline) {
     if (glibc_mutex(m)) {
-        if (fiber_kernel_mutex(m)) return kernel_mutex::lock(m, deadline, false);
+        if (Fiber* f = fiber_kernel_mutex(m)) return kernel_mutex::lock(f, m, deadline, false);
         return next_mutex_lock(m);
     }
     return lock(m, deadline, false);
 }
 
 int unlock_any(pthread_mutex_t* m) {
-    if (glibc_mutex(m)) return fiber_kernel_mutex(m) ? kernel_mutex::unlock(m) : next_mutex_unlock(m);
+    if (glibc_mutex(m)) {
+        if (Fiber* f = fiber_kernel_mutex(m)) return kernel_mutex::unlock(f, m);
+        return next_mutex_unlock(m);
+    }
     return unlock(m);
 }
 
@@ -268,7 +272,7 @@ template <typename Wait>
 int glibc_cond_wait(pthread_mutex_t* m, Wait wait) {
     if (glibc_mutex(m)) {
         const int rc = wait();
-        if (fiber_kernel_mutex(m)) kernel_mutex::relocked(m);
+        if (Fiber* f = fiber_kernel_mutex(m)) kernel_mutex::relocked(f, m);
         return rc;
     }
     MutexView v = view(m);
@@ -319,7 +323,7 @@ GREENLD_EXPORT int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexatt
 
 GREENLD_EXPORT int pthread_mutex_lock(pthread_mutex_t* m) {
     if (glibc_mutex(m)) {
-        if (fiber_kernel_mutex(m)) return kernel_mutex::lock(m, Deadline::never(), false);
+        if (Fiber* f = fiber_kernel_mutex(m)) return kernel_mutex::lock(f, m, Deadline::never(), false);
         return next_mutex_lock(m);
     }
     return lock(m, Deadline::never(), false);
@@ -327,22 +331,22 @@ GREENLD_EXPORT int pthread_mutex_lock(pthread_mutex_t* m) {
 
 GREENLD_EXPORT int pthread_mutex_trylock(pthread_mutex_t* m) {
     if (glibc_mutex(m)) {
-        if (fiber_kernel_mutex(m)) return kernel_mutex::lock(m, Deadline::never(), true);
+        if (Fiber* f = fiber_kernel_mutex(m)) return kernel_mutex::lock(f, m, Deadline::never(), true);
         return next_mutex_trylock(m);
     }
     return lock(m, Deadline::never(), true);
 }
 
 GREENLD_EXPORT int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, const timespec* abstime) {
-    const bool kernel = glibc_mutex(m);
-    if (kernel && !fiber_kernel_mutex(m)) return next_mutex_clocklock(m, clock, abstime);
+    Fiber* kernel = nullptr;
+    if (glibc_mutex(m) && !(kernel = fiber_kernel_mutex(m))) return next_mutex_clocklock(m, clock, abstime);
     if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
     // Like glibc: an uncontended lock succeeds even with a bad timeout.
     if (kernel) {
-        const int rc = kernel_mutex::lock(m, Deadline::never(), true);
+        const int rc = kernel_mutex::lock(kernel, m, Deadline::never(), true);
         if (rc != EBUSY) return rc;  // taken, or glibc's verdict (EDEADLK, EOWNERDEAD...)
         if (!valid_timespec(abstime)) return EINVAL;
-        return kernel_mutex::lock(m, Deadline::from_abs(clock, *abstime), false);
+        return kernel_mutex::lock(kernel, m, Deadline::from_abs(clock, *abstime), false);
     }
     if (lock(m, Deadline::never(), true) == 0) return 0;
     if (!valid_timespec(abstime)) return EINVAL;
@@ -355,7 +359,10 @@ GREENLD_EXPORT int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* a
 }
 
 GREENLD_EXPORT int pthread_mutex_unlock(pthread_mutex_t* m) {
-    if (glibc_mutex(m)) return fiber_kernel_mutex(m) ? kernel_mutex::unlock(m) : next_mutex_unlock(m);
+    if (glibc_mutex(m)) {
+        if (Fiber* f = fiber_kernel_mutex(m)) return kernel_mutex::unlock(f, m);
+        return next_mutex_unlock(m);
+    }
     return unlock(m);
 }
 
