@@ -15,7 +15,10 @@
  * Priority protection needs a real-time thread (glibc raises the thread
  * to the ceiling, which a SCHED_OTHER thread cannot reach): those parts
  * run under SCHED_FIFO priority 1 (ceiling 1), and are skipped with a note
- * where that is not permitted. An argument runs one part: pi, robust, pp.
+ * where that is not permitted. Every part runs from the main thread, then
+ * again from a created thread (so that, under greenld with one hub, every
+ * party is a fiber of one OS thread); an argument runs one part: pi,
+ * robust, pp.
  */
 #include "test_support.h"
 
@@ -169,24 +172,40 @@ static void robust_inherit(void)
     probe_stop(&p);
 }
 
+static const char *g_only = "";
+static int part(const char *name) { return !*g_only || !strcmp(g_only, name); }
+static int g_fifo_permitted;
+
+static void body(void)
+{
+    if (part("pi")) each_kind(PTHREAD_PRIO_INHERIT, "PI");
+    if (part("robust")) robust_inherit();
+    if (part("pp") && g_fifo_permitted) {
+        g_thread_setup = make_fifo;
+        make_fifo();
+        each_kind(PTHREAD_PRIO_PROTECT, "PP");
+        g_thread_setup = NULL;
+    }
+}
+
 /* argv[1], to run one part: pi, robust, pp. */
 int main(int argc, char **argv)
 {
-    const char *only = argc > 1 ? argv[1] : "";
+    if (argc > 1) g_only = argv[1];
     watchdog(90);
     g = shared_page(sizeof *g);
 
-    if (!*only || !strcmp(only, "pi")) each_kind(PTHREAD_PRIO_INHERIT, "PI");
-    if (!*only || !strcmp(only, "robust")) robust_inherit();
-    if (*only && strcmp(only, "pp")) return 0;
-
-    struct sched_param sp = {.sched_priority = 1};
-    if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0) {
+    struct sched_param sp = {.sched_priority = 1}, other = {.sched_priority = 0};
+    g_fifo_permitted = sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
+    if (g_fifo_permitted)
+        CHECK(sched_setscheduler(0, SCHED_OTHER, &other) == 0, "back to SCHED_OTHER");
+    else
         fprintf(stderr, "t_prio_mutex: priority protection skipped: SCHED_FIFO not permitted (%s)\n",
                 strerror(errno));
-        return 0;
-    }
-    g_thread_setup = make_fifo;
-    each_kind(PTHREAD_PRIO_PROTECT, "PP");
+
+    body(); /* the main thread against created threads */
+    /* Created threads only: under greenld with one hub, fibers of one OS
+     * thread, which glibc alone takes for one owner. */
+    run_in_created_thread("from a created thread", body);
     return 0;
 }

@@ -1,6 +1,9 @@
 /*
  * t_robust_shared.c — robust process-shared mutexes (normal, recursive,
- * error checking), which keep the kernel's robust-futex protocol.
+ * error checking), which keep the kernel's robust-futex protocol. Every
+ * part runs from the main thread, then again from a created thread (so
+ * that, under greenld with one hub, every party is a fiber of one OS
+ * thread); an argument runs one part: threads, ownership, processes, died.
  *   - contended between two threads of this process: the waiter does not
  *     get it while held, gets it after, and the other threads run
  *     meanwhile (a probe answers); a timed lock times out with ETIMEDOUT; a
@@ -84,6 +87,7 @@ static void across_processes(void)
 {
     set_phase("robust shared: held 300 ms by another process");
     kind_init(&g->m[0], kNormal);
+    atomic_store(&g->child_holds, 0);
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) {
@@ -124,6 +128,7 @@ static void owner_process_dies(void)
 
     set_phase("robust shared: the owner process exits while a thread waits");
     atomic_store(&g->child_holds, 0);
+    atomic_store(&g->parent_waits, 0);
     pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) {
@@ -197,31 +202,39 @@ static void owner_thread_ends(void)
     expect_owner_died(&g->m[3], 0);
 }
 
-static int part(const char *only, const char *name) { return !*only || !strcmp(only, name); }
+static const char *g_only = "";
+static int part(const char *name) { return !*g_only || !strcmp(g_only, name); }
 
-/* argv[1], to run one part: threads, ownership, processes, died. */
-int main(int argc, char **argv)
+static void body(void)
 {
-    const char *only = argc > 1 ? argv[1] : "";
-    watchdog(60);
-    g = shared_page(sizeof *g);
-
-    if (part(only, "threads")) {
+    if (part("threads")) {
         kind_init(&g->m[0], kNormal);
         check_contended(&g->m[0], "robust shared: contended between two threads");
         check_timeout(&g->m[0], "robust shared: timed lock times out");
         check_condvar(&g->m[0], "robust shared: a condition variable waited on with it");
     }
-    if (part(only, "ownership")) {
+    if (part("ownership")) {
         kind_init(&g->m[1], with_type(PTHREAD_MUTEX_RECURSIVE));
         kind_init(&g->m[2], with_type(PTHREAD_MUTEX_ERRORCHECK));
         check_ownership(&g->m[1], &g->m[2], "robust shared: recursive and error checking between two threads");
         check_contended(&g->m[1], "robust shared recursive: contended between two threads");
     }
-    if (part(only, "processes")) across_processes();
-    if (part(only, "died")) {
+    if (part("processes")) across_processes();
+    if (part("died")) {
         owner_process_dies();
         owner_thread_ends();
     }
+}
+
+/* argv[1], to run one part: threads, ownership, processes, died. */
+int main(int argc, char **argv)
+{
+    if (argc > 1) g_only = argv[1];
+    watchdog(60);
+    g = shared_page(sizeof *g);
+    body(); /* the main thread against created threads */
+    /* Created threads only: under greenld with one hub, fibers of one OS
+     * thread, which glibc alone takes for one owner. */
+    run_in_created_thread("from a created thread", body);
     return 0;
 }
