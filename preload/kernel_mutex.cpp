@@ -322,6 +322,12 @@ int lock(Fiber* self, pthread_mutex_t* m, Deadline deadline, bool try_only) {
                 if (!this_thread) acquired(m, kind, self, waited);
                 return rc;
             }
+            if (rc == ENOTRECOVERABLE && !this_thread && !(kind & kPrioInherit) && held_by_thread(m, kind, tid)) {
+                // glibc's trylock leaves an unrecoverable robust mutex taken
+                // (it tests the value it swapped out for its own id); its
+                // lock releases it, as here.
+                if (word_of(m)->exchange(0, std::memory_order_release) > 1) shared_futex_wake(word_of(m), 1);
+            }
             if (rc != EBUSY || try_only) return rc;
             if (this_thread) {
                 // A normal mutex locked again by its owner deadlocks, as

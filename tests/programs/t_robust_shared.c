@@ -16,7 +16,8 @@
  *     while the other process holds it for 300 ms lets the probe answer;
  *   - owner died: a process that exits holding it, before or while a
  *     thread here waits, leaves EOWNERDEAD; so does a thread that ends
- *     holding it, with or without a waiter; after a thread ended holding
+ *     holding it, with or without a waiter; unlocked without
+ *     pthread_mutex_consistent it is ENOTRECOVERABLE; after a thread ended holding
  *     two, the kernel still finds those others hold when their process
  *     exits (the robust list of an OS thread that fibers share intact).
  */
@@ -161,6 +162,16 @@ static void owner_thread_ends(void)
         join_within(spawn(hold_and_end, &g->m[0]), 5000, "holder");
         expect_owner_died(&g->m[0], type == 1);
     }
+
+    set_phase("robust shared: unlocked without pthread_mutex_consistent");
+    kind_init(&g->m[0], kNormal);
+    join_within(spawn(hold_and_end, &g->m[0]), 5000, "holder");
+    CHECK_RC(pthread_mutex_lock(&g->m[0]), EOWNERDEAD);
+    CHECK_RC(pthread_mutex_unlock(&g->m[0]), 0);
+    struct locker late = {.m = &g->m[0]};
+    join_within(spawn(locker_main, &late), 5000, "locker");
+    CHECK_RC(late.rc, ENOTRECOVERABLE);
+    CHECK_RC(pthread_mutex_trylock(&g->m[0]), ENOTRECOVERABLE);
 
     set_phase("robust shared: a thread ends holding it while another waits");
     kind_init(&g->m[0], kNormal);
