@@ -6,6 +6,7 @@
 #include "../runtime/fiber.h"
 #include "../runtime/futex.h"
 #include "../runtime/hub.h"
+#include "kernel_mutex.h"
 #include "next.h"
 
 using namespace greenld;
@@ -26,6 +27,7 @@ void set_prev(pthread_mutex_t* m, pthread_mutex_t* p) { m->__data.__list.__prev 
 // The fiber ends holding these: each is released as "owner died" and one
 // waiter woken, who will take it and see EOWNERDEAD.
 void release_all(Fiber* f) {
+    kernel_mutex::release_held(f);
     auto* m = static_cast<pthread_mutex_t*>(f->robust_list);
     f->robust_list = nullptr;
     while (m) {
@@ -69,7 +71,7 @@ void unlink(pthread_mutex_t* m) {
 
 void install() {
     static std::atomic<bool> done{false};
-    if (!done.exchange(true)) Hub::set_exit_hook(release_all);
+    if (!done.load(std::memory_order_acquire) && !done.exchange(true)) Hub::set_exit_hook(release_all);
 }
 
 }  // namespace greenld::robust

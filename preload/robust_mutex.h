@@ -9,7 +9,8 @@
 // State kept in the mutex, in fields glibc's robust code would use but ours
 // does not otherwise touch: __spins holds the state below, __list links the
 // holder's list. Robust mutexes that are also process-shared or
-// priority-protocol are glibc's (the kernel's robust list and PI futexes).
+// priority-inheritance keep glibc's protocol (kernel_mutex.h); the exit
+// hook installed here releases those too.
 #pragma once
 
 #include <pthread.h>

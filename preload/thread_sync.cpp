@@ -14,12 +14,12 @@
 // for the recursive and error-checking tests.
 // Robust process-private mutexes are ours too (robust_mutex.h: a fiber that
 // ends holding one leaves it "owner died").
-// Robust process-shared and priority-protocol mutexes, and process-shared
-// condition variables, are left to glibc: they must work with the kernel's
-// robust lists and PI futexes, or with glibc's condvar layout in other
-// processes. Those mutexes block the hub's OS thread while they wait for
-// the lock; a fiber's condition variable wait runs on the blocking-call
-// pool (relayed_cond_wait), with any mutex.
+// Robust process-shared and priority-protocol mutexes keep glibc's code and
+// the kernel's protocol (robust lists, PI futexes); a fiber takes them
+// through kernel_mutex.h, which parks only the fiber. Process-shared
+// condition variables are left to glibc, for glibc's condvar layout in
+// other processes; a fiber's wait on one runs on the blocking-call pool
+// (relayed_cond_wait), with any mutex.
 #include <pthread.h>
 #include <sys/syscall.h>
 
@@ -36,6 +36,7 @@
 #include "../runtime/shared_futex.h"
 #include "cooperative.h"
 #include "cancel.h"
+#include "kernel_mutex.h"
 #include "next.h"
 #include "robust_mutex.h"
 
@@ -206,6 +207,30 @@ bool glibc_mutex(const pthread_mutex_t* m) {
     return (kind & kPriority) || ((kind & kRobust) && (kind & kPshared)) || !config::patched(config::kPatchThread);
 }
 
+// The calling fiber, on one of glibc's mutexes that follow the kernel's
+// protocol; null otherwise.
+Fiber* fiber_kernel_mutex(const pthread_mutex_t* m) {
+    Fiber* f = Hub::current_fiber();
+    return f && kernel_mutex::kernel_protocol(m->__data.__kind) && config::patched(config::kPatchThread) ? f : nullptr;
+}
+
+// Any mutex, from a condition variable of ours.
+int lock_any(pthread_mutex_t* m, Deadline deadline) {
+    if (glibc_mutex(m)) {
+        if (Fiber* f = fiber_kernel_mutex(m)) return kernel_mutex::lock(f, m, deadline, false);
+        return next_mutex_lock(m);
+    }
+    return lock(m, deadline, false);
+}
+
+int unlock_any(pthread_mutex_t* m) {
+    if (glibc_mutex(m)) {
+        if (Fiber* f = fiber_kernel_mutex(m)) return kernel_mutex::unlock(f, m);
+        return next_mutex_unlock(m);
+    }
+    return unlock(m);
+}
+
 // Condition variable: a sequence word at offset 0 (bumped by every signal),
 // a waiter count at offset 4, and glibc's __wrefs flags word (bit 1:
 // CLOCK_MONOTONIC, bit 0: process-shared), which pthread_cond_init and the
@@ -232,7 +257,7 @@ int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Deadline deadline) {
     CondView v = view(c);
     const uint32_t seq = v.seq->load(std::memory_order_seq_cst);
     v.waiters->fetch_add(1, std::memory_order_seq_cst);
-    if (int rc = unlock(m)) {
+    if (int rc = unlock_any(m)) {
         v.waiters->fetch_sub(1, std::memory_order_relaxed);
         return rc;
     }
@@ -240,7 +265,7 @@ int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Deadline deadline) {
     v.waiters->fetch_sub(1, std::memory_order_relaxed);
     // Relock whatever happened, as POSIX requires, even after a timeout. A
     // robust mutex whose owner died meanwhile reports it (EOWNERDEAD, held).
-    const int lr = lock(m, Deadline::never(), false);
+    const int lr = lock_any(m, Deadline::never());
     if (lr == EOWNERDEAD || lr == ENOTRECOVERABLE) return lr;
     return rc == ETIMEDOUT ? ETIMEDOUT : 0;
 }
@@ -318,7 +343,7 @@ int relayed_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Wait& wait) {
         const uint32_t w = word->load(std::memory_order_acquire);
         if (w == kProxyReturned) break;
         if (w == 0 && !released && !cancelling && !unlock_error) {  // registered, glibc waits
-            unlock_error = glibcs ? next_mutex_unlock(m) : unlock(m);
+            unlock_error = unlock_any(m);
             released = unlock_error == 0;
         }
         // Cancelled, or the unlock failed: glibc's wait must end.
@@ -333,7 +358,7 @@ int relayed_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Wait& wait) {
     while (!job.done.load(std::memory_order_acquire)) relinquish();
     if (unlock_error) return unlock_error;
     if (released) {
-        const int lr = glibcs ? next_mutex_lock(m) : lock(m, Deadline::never(), false);
+        const int lr = lock_any(m, Deadline::never());
         if (lr == EOWNERDEAD || lr == ENOTRECOVERABLE) return lr;
     }
     return job.result;
@@ -415,11 +440,16 @@ int native_relayed_cond_wait(pthread_mutex_t* m, Wait& wait) {
 template <typename Wait>
 int glibc_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, Wait wait) {
     if (glibc_mutex(m)) {
-        // A fiber's wait on glibc's condition variable parks it; the rest
-        // is glibc's alone (and everything when "thread" is not patched).
-        if (!glibc_cond(c) || !config::patched(config::kPatchThread) || !Hub::current_fiber()) return wait(m);
-        const int rc = relayed_cond_wait(c, m, wait);
-        return rc == -1 ? wait(m) : rc;
+        // A fiber's wait parks it (its unlock and relock of the mutex go
+        // through kernel_mutex.h); the rest is glibc's alone (and
+        // everything when "thread" is not patched).
+        if (!config::patched(config::kPatchThread) || !Hub::current_fiber()) return wait(m);
+        int rc = relayed_cond_wait(c, m, wait);
+        if (rc == -1) {
+            rc = wait(m);
+            if (Fiber* f = fiber_kernel_mutex(m)) kernel_mutex::relocked(f, m);
+        }
+        return rc;
     }
     const int rc = Hub::current_fiber() ? relayed_cond_wait(c, m, wait) : native_relayed_cond_wait(m, wait);
     if (rc != -1) return rc;
@@ -466,31 +496,47 @@ GREENLD_EXPORT int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexatt
 }
 
 GREENLD_EXPORT int pthread_mutex_lock(pthread_mutex_t* m) {
-    if (glibc_mutex(m)) return next_mutex_lock(m);
+    if (glibc_mutex(m)) {
+        if (Fiber* f = fiber_kernel_mutex(m)) return kernel_mutex::lock(f, m, Deadline::never(), false);
+        return next_mutex_lock(m);
+    }
     return lock(m, Deadline::never(), false);
 }
 
 GREENLD_EXPORT int pthread_mutex_trylock(pthread_mutex_t* m) {
-    if (glibc_mutex(m)) return next_mutex_trylock(m);
+    if (glibc_mutex(m)) {
+        if (Fiber* f = fiber_kernel_mutex(m)) return kernel_mutex::lock(f, m, Deadline::never(), true);
+        return next_mutex_trylock(m);
+    }
     return lock(m, Deadline::never(), true);
 }
 
 GREENLD_EXPORT int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, const timespec* abstime) {
-    if (glibc_mutex(m)) return next_mutex_clocklock(m, clock, abstime);
+    Fiber* kernel = nullptr;
+    if (glibc_mutex(m) && !(kernel = fiber_kernel_mutex(m))) return next_mutex_clocklock(m, clock, abstime);
     if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
     // Like glibc: an uncontended lock succeeds even with a bad timeout.
+    if (kernel) {
+        const int rc = kernel_mutex::lock(kernel, m, Deadline::never(), true);
+        if (rc != EBUSY) return rc;  // taken, or glibc's verdict (EDEADLK, EOWNERDEAD...)
+        if (!valid_timespec(abstime)) return EINVAL;
+        return kernel_mutex::lock(kernel, m, Deadline::from_abs(clock, *abstime), false);
+    }
     if (lock(m, Deadline::never(), true) == 0) return 0;
     if (!valid_timespec(abstime)) return EINVAL;
     return lock(m, Deadline::from_abs(clock, *abstime), false);
 }
 
 GREENLD_EXPORT int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* abstime) {
-    if (glibc_mutex(m)) return next_mutex_timedlock(m, abstime);
+    if (glibc_mutex(m) && !fiber_kernel_mutex(m)) return next_mutex_timedlock(m, abstime);
     return pthread_mutex_clocklock(m, CLOCK_REALTIME, abstime);
 }
 
 GREENLD_EXPORT int pthread_mutex_unlock(pthread_mutex_t* m) {
-    if (glibc_mutex(m)) return next_mutex_unlock(m);
+    if (glibc_mutex(m)) {
+        if (Fiber* f = fiber_kernel_mutex(m)) return kernel_mutex::unlock(f, m);
+        return next_mutex_unlock(m);
+    }
     return unlock(m);
 }
 
@@ -524,7 +570,7 @@ GREENLD_EXPORT int pthread_cond_init(pthread_cond_t* c, const pthread_condattr_t
 
 GREENLD_EXPORT int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
     CancelPoint cancel_point;
-    if (glibc_cond(c) || glibc_mutex(m))
+    if (glibc_cond(c))
         return glibc_cond_wait(c, m, [&](pthread_mutex_t* mx) { return next_cond_wait(c, mx); });
     return cond_wait(c, m, Deadline::never());
 }
@@ -532,7 +578,7 @@ GREENLD_EXPORT int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
 GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
                                           const timespec* abstime) {
     CancelPoint cancel_point;
-    if (glibc_cond(c) || glibc_mutex(m))
+    if (glibc_cond(c))
         return glibc_cond_wait(c, m, [&](pthread_mutex_t* mx) { return next_cond_clockwait(c, mx, clock, abstime); });
     if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || !valid_timespec(abstime)) return EINVAL;
     return cond_wait(c, m, Deadline::from_abs(clock, *abstime));
@@ -540,7 +586,7 @@ GREENLD_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m,
 
 GREENLD_EXPORT int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abstime) {
     CancelPoint cancel_point;
-    if (glibc_cond(c) || glibc_mutex(m))
+    if (glibc_cond(c))
         return glibc_cond_wait(c, m, [&](pthread_mutex_t* mx) { return next_cond_timedwait(c, mx, abstime); });
     const clockid_t clock = (c->__data.__wrefs & kCondMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
     if (!valid_timespec(abstime)) return EINVAL;

@@ -94,6 +94,10 @@ public:
     // holding them (preload/robust_mutex.cpp), as the kernel does for a
     // thread's robust list.
     void* robust_list = nullptr;
+    // How many robust mutexes of glibc's protocol (process-shared or
+    // priority-inheritance) it holds: those sit on its hub thread's own
+    // robust list (preload/kernel_mutex.cpp).
+    uint32_t kernel_robust_held = 0;
     char name[16] = {};
     uint64_t created_ns = 0;
     WaitInfo waiting;

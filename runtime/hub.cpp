@@ -84,6 +84,7 @@ void* Hub::thread_main(void* arg) {
     t_hub = hub;
     signals::hub_thread_started(hub);
     hub->native_handle_.store(pthread_self(), std::memory_order_release);
+    hub->tid_.store(native::gettid(), std::memory_order_relaxed);
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
         void* lo = nullptr;

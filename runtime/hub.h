@@ -68,6 +68,9 @@ public:
     void wake_from_signal();
 
     int index() const { return index_; }
+    // The hub's OS thread id: what glibc and the kernel write into a lock
+    // word that one of its fibers takes (preload/kernel_mutex.cpp).
+    int tid() const { return tid_.load(std::memory_order_relaxed); }
     // The hub's OS thread, for calls that must reach a real thread.
     pthread_t native_handle() const { return native_handle_.load(std::memory_order_acquire); }
     struct ev_loop* loop() const { return loop_; }
@@ -116,6 +119,7 @@ private:
 
     int index_;
     std::atomic<pthread_t> native_handle_{0};
+    std::atomic<int> tid_{0};
     struct ev_loop* loop_ = nullptr;
     Context ctx_;                    // the hub's own context
     const void* stack_lo_ = nullptr; // the hub thread's native stack (for ASan)

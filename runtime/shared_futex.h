@@ -10,6 +10,9 @@
 // cuts the kernel wait short by waking the word (every waiter of a futex
 // must tolerate a spurious wake-up, glibc's included), so a handler's EINTR
 // is seen at once. A native caller waits in the kernel itself.
+// `process_private`: the word's wakers use FUTEX_PRIVATE_FLAG (glibc's
+// process-private priority-protection mutexes), whose wake-ups reach only
+// waits made with that flag too.
 #pragma once
 
 #include <atomic>
@@ -23,10 +26,11 @@ namespace greenld {
 // deadline passed, EINTR when the fiber's park was interrupted and a
 // signal handler ran or pthread_cancel is pending; handlers have run when
 // it returns.
-int shared_futex_wait(std::atomic<uint32_t>* word, uint32_t expected, Deadline deadline);
+int shared_futex_wait(std::atomic<uint32_t>* word, uint32_t expected, Deadline deadline,
+                      bool process_private = false);
 
 // Kernel FUTEX_WAKE without the private flag: reaches waiters in every
 // process mapping the word.
-void shared_futex_wake(std::atomic<uint32_t>* word, int count);
+void shared_futex_wake(std::atomic<uint32_t>* word, int count, bool process_private = false);
 
 }  // namespace greenld
