@@ -95,7 +95,11 @@ $(BUILD)/unit_tests: $(UNIT_SRC) $(wildcard tests/unit/*.h) $(RUNTIME_OBJ) $(HEA
 $(BUILD)/tests/%: tests/programs/%.c preload/greenld.h $(wildcard tests/programs/*.h)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
-	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) -pthread -Ipreload -o $@ $< -ldl
+	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) -pthread -Ipreload -o $@ $< -ldl $(PROGRAM_LIBS)
+
+# t_fiber_tls links a library with TLS of its own (static TLS, as a program's libraries have).
+$(BUILD)/tests/t_fiber_tls: $(BUILD)/tests/lib/libfiber_tls.so
+$(BUILD)/tests/t_fiber_tls: PROGRAM_LIBS = -L$(BUILD)/tests/lib -lfiber_tls -Wl,-rpath,'$$ORIGIN/lib'
 
 # Libraries the test programs preload or load (tests/programs/lib/).
 $(BUILD)/tests/lib/lib%.so: tests/programs/lib/%.c

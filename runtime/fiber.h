@@ -94,6 +94,9 @@ public:
     // holding them (preload/robust_mutex.cpp), as the kernel does for a
     // thread's robust list.
     void* robust_list = nullptr;
+    // Its copy of the compiled static TLS (fiber_tls.h), with
+    // GREENLD_FIBER_TLS=1; null otherwise.
+    void* tls_image = nullptr;
     char name[16] = {};
     uint64_t created_ns = 0;
     WaitInfo waiting;
