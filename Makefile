@@ -135,11 +135,13 @@ $(BUILD)/bench/%: tests/bench/%.c
 	$(call say,CC,$<)
 	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) -pthread -o $@ $<
 
-# Links the runtime directly, as the unit tests do.
-$(BUILD)/bench/switch_bench: tests/bench/switch_bench.cpp $(RUNTIME_OBJ) $(HEADERS)
+# Links the runtime directly, as the unit tests do; and a library with TLS of
+# its own (80 bytes), which GREENLD_FIBER_TLS=1 copies per fiber.
+$(BUILD)/bench/switch_bench: tests/bench/switch_bench.cpp $(RUNTIME_OBJ) $(HEADERS) $(BUILD)/tests/lib/libfiber_tls.so
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)
-	$(Q)$(CXX) -std=c++20 $(WARN) -D_GNU_SOURCE $(CXXFLAGS) -Iruntime -o $@ $< $(RUNTIME_OBJ) $(LIB_LDLIBS)
+	$(Q)$(CXX) -std=c++20 $(WARN) -D_GNU_SOURCE $(CXXFLAGS) -Iruntime -o $@ $< $(RUNTIME_OBJ) $(LIB_LDLIBS) \
+	    -L$(BUILD)/tests/lib -Wl,--no-as-needed -lfiber_tls -Wl,--as-needed -Wl,-rpath,'$$ORIGIN/../tests/lib'
 
 bench: $(BUILD)/libgreenld.so $(BUILD)/tests/echo_server $(BUILD)/tests/load_client $(BENCH_BIN)
 	@scripts/bench.sh $(BUILD)

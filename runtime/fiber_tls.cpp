@@ -156,6 +156,26 @@ int setup() {
 
 const Layout& layout() { return g_layout; }
 
+bool Layout::holds(const char* tp, const void* addr) const {
+    const auto* p = static_cast<const char*>(addr);
+    for (int i = 0; i < count_; ++i) {
+        const char* lo = tp + blocks_[i].offset;
+        if (p >= lo && p < lo + blocks_[i].size) return true;
+    }
+    return false;
+}
+
+bool copied(const void* addr) { return g_layout.holds(thread_pointer(), addr); }
+
+void note_futex_in_copied_tls(uint32_t fiber_id, const void* addr) {
+    static std::atomic<bool> warned{false};
+    if (warned.exchange(true, std::memory_order_relaxed)) return;
+    diag::message("fiber %u waits on a futex at %p, inside a compiled thread-local variable copied per fiber "
+                  "(GREENLD_FIBER_TLS=1): that address is its hub's, shared by the fibers there, so a wake-up "
+                  "written there by another thread can be lost (greenld(7))",
+                  fiber_id, addr);
+}
+
 void* image_create() {
     void* image = malloc(g_layout.bytes());
     if (image) g_layout.init_image(image);

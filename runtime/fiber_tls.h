@@ -46,6 +46,8 @@ public:
     // Copies the blocks at `tp` out into `image` / from `image` into them.
     void save(const char* tp, void* image) const;
     void load(char* tp, const void* image) const;
+    // True when `addr` lies in one of the blocks at `tp`.
+    bool holds(const char* tp, const void* addr) const;
 
 private:
     struct Block {
@@ -71,6 +73,13 @@ extern bool g_active;
 inline bool active() { return g_active; }
 
 const Layout& layout();
+// True when `addr` lies in a block copied per fiber (at this thread's
+// pointer); `layout` blocks only.
+bool copied(const void* addr);
+// A fiber waits on a futex word inside a copied block: the word's address
+// is its hub's, shared by the fibers there, so a wake-up another thread
+// writes there may land in another fiber's image. Warned once.
+void note_futex_in_copied_tls(uint32_t fiber_id, const void* addr);
 // A new fiber's image (malloc'ed), or null when out of memory.
 void* image_create();
 void image_destroy(void* image);

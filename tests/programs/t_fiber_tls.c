@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -161,15 +162,33 @@ static void *writer(void *arg)
     return NULL;
 }
 
+/* `t_fiber_tls futex`: a thread waits (1 ms, times out) on a futex word
+ * that is a __thread variable: greenld warns that another thread's wake-up
+ * written at that address could be lost (test_diagnostics.sh reads it). */
+static __thread uint32_t tls_futex_word;
+
+static void *futex_in_tls(void *arg)
+{
+    (void)arg;
+    struct timespec ms = {0, 1000000};
+    long rc = syscall(SYS_futex, &tls_futex_word, FUTEX_WAIT_PRIVATE, 0, &ms, NULL, 0);
+    CHECK(rc == -1 && errno == ETIMEDOUT, "futex wait on a __thread word: rc %ld", rc);
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
-    (void)argc;
     if (!getenv("GREENLD_FIBER_TLS")) {
         setenv("GREENLD_FIBER_TLS", "1", 1);
         execv("/proc/self/exe", argv);
         CHECK(0, "cannot re-execute itself with GREENLD_FIBER_TLS=1");
     }
     watchdog(50);
+    if (argc > 1 && strcmp(argv[1], "futex") == 0) {
+        join(spawn(futex_in_tls, NULL));
+        puts("ok");
+        return 0;
+    }
     set_phase("main's own values");
     write_values(-5);
     gate_init(&halfway, NFIRST + 1);
