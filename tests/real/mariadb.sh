@@ -79,6 +79,7 @@ for mode in native greenld; do
     else
         xfail "$name" "$ok" "InnoDB's group commit wakes a waiter through a futex in its thread_local node, whose address is the hub's"
         grep -a -m1 -E "got signal|ERROR" "$dir/err.$mode.log" | sed 's/^/#   mariadbd: /'
+        grep -a -m2 "^greenld:" "$dir/err.$mode.log" | sed 's/^/#   /'
         grep -m2 FATAL "$dir/run.$mode" | sed 's/^/#   sysbench: /'
     fi
     echo "# MariaDB ($mode): ${tps:-?} transactions/s; OS threads under load $maxthreads; known rows (count, sums) before: ${data:-none}, after: ${after:-none}; sysbench status $brc" | tr '\t' ' '
