@@ -96,7 +96,11 @@ $(BUILD)/unit_tests: $(UNIT_SRC) $(wildcard tests/unit/*.h) $(RUNTIME_OBJ) $(HEA
 $(BUILD)/tests/%: tests/programs/%.c preload/greenld.h $(wildcard tests/programs/*.h)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
-	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) -pthread -Ipreload -o $@ $< -ldl
+	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) -pthread -Ipreload -o $@ $< -ldl $(PROGRAM_LIBS)
+
+# t_fiber_tls links a library with TLS of its own (static TLS, as a program's libraries have).
+$(BUILD)/tests/t_fiber_tls: $(BUILD)/tests/lib/libfiber_tls.so
+$(BUILD)/tests/t_fiber_tls: PROGRAM_LIBS = -L$(BUILD)/tests/lib -lfiber_tls -Wl,-rpath,'$$ORIGIN/lib'
 
 # Libraries the test programs preload or load (tests/programs/lib/).
 $(BUILD)/tests/lib/lib%.so: tests/programs/lib/%.c
@@ -132,11 +136,13 @@ $(BUILD)/bench/%: tests/bench/%.c
 	$(call say,CC,$<)
 	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) -pthread -o $@ $<
 
-# Links the runtime directly, as the unit tests do.
-$(BUILD)/bench/switch_bench: tests/bench/switch_bench.cpp $(RUNTIME_OBJ) $(HEADERS)
+# Links the runtime directly, as the unit tests do; and a library with TLS of
+# its own (80 bytes), which GREENLD_FIBER_TLS=1 copies per fiber.
+$(BUILD)/bench/switch_bench: tests/bench/switch_bench.cpp $(RUNTIME_OBJ) $(HEADERS) $(BUILD)/tests/lib/libfiber_tls.so
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)
-	$(Q)$(CXX) -std=c++20 $(WARN) -D_GNU_SOURCE $(CXXFLAGS) -Iruntime -o $@ $< $(RUNTIME_OBJ) $(LIB_LDLIBS)
+	$(Q)$(CXX) -std=c++20 $(WARN) -D_GNU_SOURCE $(CXXFLAGS) -Iruntime -o $@ $< $(RUNTIME_OBJ) $(LIB_LDLIBS) \
+	    -L$(BUILD)/tests/lib -Wl,--no-as-needed -lfiber_tls -Wl,--as-needed -Wl,-rpath,'$$ORIGIN/../tests/lib'
 
 bench: $(BUILD)/libgreenld.so $(BUILD)/tests/echo_server $(BUILD)/tests/load_client $(BENCH_BIN)
 	@scripts/bench.sh $(BUILD)

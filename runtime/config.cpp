@@ -329,4 +329,13 @@ bool no_inherit() {
     return false;
 }
 
+bool fiber_tls() {
+    const char* s = setting("GREENLD_FIBER_TLS");
+    if (!s) return false;
+    if (strcmp(s, "1") == 0) return true;
+    if (strcmp(s, "0") != 0)
+        diag::message("GREENLD_FIBER_TLS='%s' is not 0 or 1; compiled thread-local variables stay per OS thread", s);
+    return false;
+}
+
 }  // namespace greenld::config

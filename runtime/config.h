@@ -87,4 +87,8 @@ constexpr int kPoolKickSignal = 63;  // SIGRTMAX-1
 // GREENLD_NO_INHERIT=1: programs this one execs run without the shim.
 bool no_inherit();
 
+// GREENLD_FIBER_TLS=1: each fiber gets its own copy of the program's and
+// its libraries' compiled static TLS (fiber_tls.h). Default 0.
+bool fiber_tls();
+
 }  // namespace greenld::config

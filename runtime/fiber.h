@@ -98,6 +98,9 @@ public:
     // priority-inheritance) it holds: those sit on its hub thread's own
     // robust list (preload/kernel_mutex.cpp).
     uint32_t kernel_robust_held = 0;
+    // Its copy of the compiled static TLS (fiber_tls.h), with
+    // GREENLD_FIBER_TLS=1; null otherwise.
+    void* tls_image = nullptr;
     char name[16] = {};
     uint64_t created_ns = 0;
     WaitInfo waiting;

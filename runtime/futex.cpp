@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <climits>
 
+#include "fiber_tls.h"
 #include "hub.h"
 #include "native.h"
 #include "signals.h"
@@ -93,6 +94,8 @@ int futex_wait(std::atomic<uint32_t>* addr, uint32_t expected, Deadline deadline
         }
         enqueue(b, &w);
     }
+    if (fiber_tls::active() && self && fiber_tls::copied(addr)) [[unlikely]]
+        fiber_tls::note_futex_in_copied_tls(self->id, addr);
     if (self) {
         int rc;
         switch (self->hub->park_prepared(deadline)) {

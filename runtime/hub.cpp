@@ -14,6 +14,7 @@
 #include "config.h"
 #include "diag.h"
 #include "fiber_ids.h"
+#include "fiber_tls.h"
 #include "futex.h"
 #include "io.h"
 #include "monitor.h"
@@ -124,6 +125,10 @@ void Hub::run() {
 
 void Hub::switch_to(Fiber* f) {
     t_fiber = f;
+    // Lazily: a fiber resumed with nothing else run meanwhile finds its
+    // image still live. Off (and free) unless GREENLD_FIBER_TLS=1 found blocks.
+    if (fiber_tls::active() && tls_live_ != f) [[unlikely]]
+        swap_tls(f);
     f->state.store(FiberState::running, std::memory_order_relaxed);
     // Only this thread writes it: a plain add, no locked instruction; the
     // monitor samples it (monitor.h).
@@ -138,6 +143,14 @@ void Hub::switch_to(Fiber* f) {
         dead_ = nullptr;
         finish_dead(d);
     }
+}
+
+void Hub::swap_tls(Fiber* f) {
+    const fiber_tls::Layout& layout = fiber_tls::layout();
+    char* tp = fiber_tls::thread_pointer();
+    if (tls_live_) layout.save(tp, tls_live_->tls_image);
+    layout.load(tp, f->tls_image);
+    tls_live_ = f;
 }
 
 void Hub::switch_out(Fiber* self) {
@@ -250,6 +263,13 @@ void Hub::finish_dead(Fiber* f) {
                     "the stack size with GREENLD_STACK_SIZE or greenld --stack-size",
                     f->id, f->stack.usable / 1024);
     stack_release(f->stack);
+    if (f->tls_image) {
+        // What its image left in the blocks is garbage now: the next fiber's
+        // is loaded without saving it.
+        if (tls_live_ == f) tls_live_ = nullptr;
+        fiber_tls::image_destroy(f->tls_image);
+        f->tls_image = nullptr;
+    }
     f->exited.store(1, std::memory_order_release);
     futex_wake(&f->exited, INT_MAX);
     // Whoever of the hub and the joiner/detacher comes second frees it.
@@ -365,6 +385,7 @@ int Runtime::start_hubs() {
     install_fork_handlers();
     monitor::hubs_starting();
     default_stack_size_ = config::stack_size();
+    fiber_tls::setup();
     int n = config::hubs();
     for (int i = 0; i < n; ++i) {
         Hub* h = new (std::nothrow) Hub(i);
@@ -418,6 +439,14 @@ int Runtime::spawn(void* (*start)(void*), void* arg, const FiberOptions& opts, F
                             f->hub->index())) {
             delete f;
             return err;
+        }
+    }
+    if (fiber_tls::active()) {
+        f->tls_image = fiber_tls::image_create();
+        if (!f->tls_image) {
+            stack_release(f->stack);
+            delete f;
+            return EAGAIN;
         }
     }
     f->id = next_id_.fetch_add(1, std::memory_order_relaxed);

@@ -127,6 +127,10 @@ private:
     Fiber* runq_head_ = nullptr;
     Fiber* runq_tail_ = nullptr;
     Fiber* dead_ = nullptr;          // fiber that just exited, freed after the switch
+    // The fiber whose TLS image is in this thread's blocks (fiber_tls.h);
+    // null when none (no fiber ran yet, or it ended).
+    Fiber* tls_live_ = nullptr;
+    [[gnu::noinline]] void swap_tls(Fiber* f);
 
     // Cross-thread queue: a lock and an intrusive list; an eventfd wakes the
     // loop. `wake_pending_` merges wake-ups: only the poster that flips it

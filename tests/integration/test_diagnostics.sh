@@ -2,7 +2,8 @@
 # The library's side of operating greenld (runtime/monitor.h, config.h):
 # the blocked-hub report, the fiber dump, the deadlock warning, bad
 # GREENLD_* values (a warning naming the variable, then the default),
-# GREENLD_LOG_LEVEL, GREENLD_NO_INHERIT, and secure execution (setuid).
+# GREENLD_LOG_LEVEL, GREENLD_NO_INHERIT, GREENLD_FIBER_TLS, and secure
+# execution (setuid).
 # Each program run is bounded by timeout; they all end on their own.
 set -u
 BUILD=${1:-build}
@@ -152,7 +153,8 @@ check "the program's own SIGRTMAX (the signal that stops hubs) still reaches its
 
 # ---------------------------------------------------------------- bad values
 for case in "GREENLD_MAX_BLOCKING_TIME=abc" "GREENLD_DUMP_SIGNAL=KILL" "GREENLD_DUMP_SIGNAL=64" \
-            "GREENLD_LOG_LEVEL=loud" "GREENLD_NO_INHERIT=yes" "GREENLD_HUBS=abc" "GREENLD_STACK_SIZE=1x"; do
+            "GREENLD_LOG_LEVEL=loud" "GREENLD_NO_INHERIT=yes" "GREENLD_HUBS=abc" "GREENLD_STACK_SIZE=1x" \
+            "GREENLD_FIBER_TLS=yes"; do
     run "$case" -- "$T" dump 0
     var=${case%%=*}
     [[ $rc == 0 && $out == done && $(grep -c "^greenld: $var='${case#*=}'" <<<"$err") == 1 ]]
@@ -195,6 +197,33 @@ env GREENLD_LIBRARY="$LIB" timeout 30 "$GL" --no-inherit -- sh -c "$probe" >"$tm
 rc=$? out=$(<"$tmp/out") err=$(<"$tmp/err")
 [[ $rc == 0 && $out =~ ^[1-9][0-9]*$'\n'0$'\n'\[\]$ ]]
 check "greenld --no-inherit" $?
+
+# ---------------------------------------------------------------- fiber TLS
+# t_fiber_tls sets GREENLD_FIBER_TLS=1 itself when it is absent; given 0,
+# it shows the default: the fibers of a hub share compiled TLS.
+FT=$BUILD/tests/t_fiber_tls
+run GREENLD_HUBS=1 GREENLD_FIBER_TLS=1 -- "$FT"
+[[ $rc == 0 && $out == ok ]]
+check "GREENLD_FIBER_TLS=1: __thread variables of the program and its library are per fiber (one hub)" $?
+run GREENLD_HUBS=1 GREENLD_FIBER_TLS=0 -- "$FT"
+[[ $rc == 1 && $err == *"not its initialiser"* ]]
+check "GREENLD_FIBER_TLS=0 (the default): the fibers of a hub share them" $?
+run GREENLD_HUBS=1 GREENLD_FIBER_TLS=1 GREENLD_LOG_LEVEL=debug -- "$FT"
+[[ $rc == 0 && $err =~ fiber\ TLS:\ \(the\ program\):\ [0-9]+\ bytes\ \(8\ initialised\)\ at\ -[0-9]+\ [^$'\n']*per\ fiber \
+   && $err == *"fiber TLS: $(readlink -f "$BUILD/tests/lib/libfiber_tls.so"): 80 bytes (8 initialised)"* \
+   && $err =~ fiber\ TLS:\ [^$'\n']*/libc\.so\.6\ keeps && $err == *"libgreenld.so keeps its"* \
+   && $err == *"GREENLD_FIBER_TLS=1: 2 TLS blocks ("*" bytes) are per fiber"* ]]
+check "GREENLD_LOG_LEVEL=debug names the blocks copied and those kept per OS thread (libc, libgreenld)" $?
+run GREENLD_FIBER_TLS=1 -- "$FT" futex
+[[ $rc == 0 && $out == ok && $(grep -c "^greenld: fiber [0-9]* waits on a futex at 0x[0-9a-f]*, inside a compiled thread-local variable copied per fiber" <<<"$err") == 1 ]]
+check "GREENLD_FIBER_TLS=1: a futex wait on a __thread word draws one warning (its address is the hub's)" $?
+run GREENLD_FIBER_TLS=0 -- "$FT" futex
+[[ $rc == 0 && $out == ok && -z $err ]]
+check "without GREENLD_FIBER_TLS, no such warning" $?
+env GREENLD_LIBRARY="$LIB" timeout 30 "$GL" --fiber-tls --hubs 1 -- "$FT" >"$tmp/out" 2>"$tmp/err"
+rc=$? out=$(<"$tmp/out") err=$(<"$tmp/err")
+[[ $rc == 0 && $out == ok ]]
+check "greenld --fiber-tls" $?
 
 # ---------------------------------------------------------------- secure execution
 # A setuid program (owned by nobody, run by root: AT_SECURE) linked with

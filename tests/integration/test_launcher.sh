@@ -79,13 +79,13 @@ echo "# build dir $BUILD_DIR not needed; fake library: copy of $fake_src"
 export GREENLD_LIBRARY=$FAKE_LIB
 # Start from a clean slate whatever the caller's environment holds.
 unset LD_PRELOAD GREENLD_HUBS GREENLD_STACK_SIZE GREENLD_POOL_SIZE GREENLD_MAPPED_STACKS GREENLD_PATCH GREENLD_RESOLVER \
-      GREENLD_MAX_BLOCKING_TIME GREENLD_DUMP_SIGNAL GREENLD_LOG_LEVEL GREENLD_NO_INHERIT
+      GREENLD_MAX_BLOCKING_TIME GREENLD_DUMP_SIGNAL GREENLD_LOG_LEVEL GREENLD_NO_INHERIT GREENLD_FIBER_TLS
 
 # ------------------------------------------------------------------ cases --
 
 run --help
 help_lists_all=0
-for opt in --patch --resolver --max-blocking-time --dump-signal --log-level --no-inherit; do
+for opt in --patch --resolver --max-blocking-time --dump-signal --log-level --no-inherit --fiber-tls; do
     [[ $out == *"  $opt"* ]] || help_lists_all=1
 done
 [[ $rc == 0 && $out == Usage:* && $out == *--hubs* && $out == *--stack-size* && $out == *--pool-size* && -z $err \
@@ -182,7 +182,8 @@ for c in "--patch thread,time|GREENLD_PATCH=thread,time" "--patch=all|GREENLD_PA
          "--dump-signal RTMIN+1|GREENLD_DUMP_SIGNAL=SIGRTMIN+1" "--dump-signal=QUIT|GREENLD_DUMP_SIGNAL=SIGQUIT" \
          "--log-level debug|GREENLD_LOG_LEVEL=debug" "--log-level=none|GREENLD_LOG_LEVEL=none" \
          "--log-level warn|GREENLD_LOG_LEVEL=warning" "--log-level=info|GREENLD_LOG_LEVEL=info" \
-         "--log-level error|GREENLD_LOG_LEVEL=error" "--no-inherit|GREENLD_NO_INHERIT=1"; do
+         "--log-level error|GREENLD_LOG_LEVEL=error" "--no-inherit|GREENLD_NO_INHERIT=1" \
+         "--fiber-tls|GREENLD_FIBER_TLS=1"; do
     # shellcheck disable=SC2086
     run ${c%%|*} -- env
     [[ $rc == 0 ]] && has_env "${c#*|}"
@@ -213,17 +214,26 @@ run --no-inherit=1 -- true
 [[ $rc == 2 && $err == *"'--no-inherit' does not take a value"* ]]
 check "--no-inherit=1 exits 2: it takes no value" $? "$(describe)"
 
+run --fiber-tls=1 -- true
+[[ $rc == 2 && $err == *"'--fiber-tls' does not take a value"* ]]
+check "--fiber-tls=1 exits 2: it takes no value" $? "$(describe)"
+out=$(GREENLD_FIBER_TLS=0 "$GL" --fiber-tls -- env); rc=$?; err=
+[[ $rc == 0 ]] && has_env GREENLD_FIBER_TLS=1
+check "--fiber-tls overrides GREENLD_FIBER_TLS=0 from the environment" $? "$(describe)"
+
 # ---- GREENLD_* values passed on from the environment are checked: a bad
 # one stops the launcher (exit 2, naming it) before the program starts.
 for c in GREENLD_HUBS=abc GREENLD_HUBS=0 GREENLD_STACK_SIZE=12x GREENLD_POOL_SIZE=257 GREENLD_PATCH=bogus \
          GREENLD_RESOLVER=dns GREENLD_MAX_BLOCKING_TIME=-1 GREENLD_DUMP_SIGNAL=KILL GREENLD_DUMP_SIGNAL=SIGFOO \
-         GREENLD_LOG_LEVEL=loud GREENLD_NO_INHERIT=yes GREENLD_NO_INHERIT=; do
+         GREENLD_LOG_LEVEL=loud GREENLD_NO_INHERIT=yes GREENLD_NO_INHERIT= GREENLD_FIBER_TLS=yes GREENLD_FIBER_TLS=2 \
+         GREENLD_FIBER_TLS=; do
     out=$(env "$c" "$GL" -- sh -c 'echo started' 2>"$TMP/err"); rc=$?; err=$(<"$TMP/err")
     [[ $rc == 2 && -z $out && $err == *"invalid ${c%%=*}='${c#*=}' in the environment"* ]]
     check "$c in the environment: exit 2 naming it, the program not started" $? "$(describe)"
 done
 for c in GREENLD_PATCH=thread,time GREENLD_RESOLVER=block GREENLD_MAX_BLOCKING_TIME=0.25 GREENLD_DUMP_SIGNAL=USR1 \
-         GREENLD_DUMP_SIGNAL=10 GREENLD_LOG_LEVEL=debug GREENLD_NO_INHERIT=0 GREENLD_STACK_SIZE=64k; do
+         GREENLD_DUMP_SIGNAL=10 GREENLD_LOG_LEVEL=debug GREENLD_NO_INHERIT=0 GREENLD_STACK_SIZE=64k GREENLD_FIBER_TLS=0 \
+         GREENLD_FIBER_TLS=1; do
     out=$(env "$c" "$GL" -- env 2>"$TMP/err"); rc=$?; err=$(<"$TMP/err")
     [[ $rc == 0 && -z $err ]] && has_env "$c"
     check "$c in the environment passes through unchanged" $? "$(describe)"
