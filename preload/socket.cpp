@@ -96,7 +96,6 @@ GREENLD_EXPORT int socketpair(int domain, int type, int protocol, int sv[2]) {
     if (r == 0) {
         record_socket(sv[0], type);
         record_socket(sv[1], type);
-        FdTable::get().mark_local_pair(sv);
     }
     return r;
 }

@@ -124,7 +124,6 @@ long write_loop(int fd, FdEntry* e, size_t total, bool all, Deadline deadline, A
         if (woken || e->wr_ready.load(std::memory_order_relaxed)) {
             woken = false;
             long n = attempt(done);
-            if (n > 0 && e->local_peer.load(std::memory_order_relaxed)) Hub::note_local_write();
             if (n >= 0) {
                 done += size_t(n);
                 if (!all || done >= total) {

@@ -37,7 +37,6 @@ void FdTable::reset(int fd, FdKind kind, bool user_nonblock, bool owned) {
     e->user_nonblock.store(user_nonblock, std::memory_order_relaxed);
     e->kernel_nonblock.store(false, std::memory_order_relaxed);
     e->owned.store(owned, std::memory_order_relaxed);
-    e->local_peer.store(false, std::memory_order_relaxed);
     e->rd_hint.store(ReadHint::ready, std::memory_order_relaxed);
     e->rd_filled_misses.store(0, std::memory_order_relaxed);
     e->rd_filled_waits.store(0, std::memory_order_relaxed);
@@ -93,7 +92,6 @@ void FdTable::duplicate(int from, int to) {
     reset(to, src->kind.load(std::memory_order_acquire), src->user_nonblock.load(std::memory_order_relaxed),
           src->owned.load(std::memory_order_relaxed));
     dst->kernel_nonblock.store(src->kernel_nonblock.load(std::memory_order_relaxed), std::memory_order_relaxed);
-    dst->local_peer.store(src->local_peer.load(std::memory_order_relaxed), std::memory_order_relaxed);
     // SO_RCVTIMEO/SO_SNDTIMEO belong to the socket, which the copy shares.
     dst->rcv_timeout_ns.store(src->rcv_timeout_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
     dst->snd_timeout_ns.store(src->snd_timeout_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);

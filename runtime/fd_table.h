@@ -40,10 +40,6 @@ struct FdEntry {
     std::atomic<bool> user_nonblock{false};    // O_NONBLOCK as the program set it
     std::atomic<bool> kernel_nonblock{false};  // we set O_NONBLOCK (listeners we own)
     std::atomic<bool> owned{false};            // created by this process through us
-    // Both ends were created here (socketpair, pipe): a write may make a
-    // fiber of another hub runnable, which that hub may be spinning for
-    // (Hub::spin_for_local_write).
-    std::atomic<bool> local_peer{false};
     // Readiness hints: they choose between trying a call first and waiting
     // first, nothing else. A wait is level-triggered (io.h), so waiting on an
     // fd that is in fact ready costs one loop poll, never a hang or a wrong
@@ -115,11 +111,6 @@ public:
     // The fd number now names a new file (socket(), accept(), pipe(), open(),
     // dup2() target...): forget everything about the old one.
     void reset(int fd, FdKind kind, bool user_nonblock, bool owned);
-    // Both fds were just created together by this process (socketpair, pipe).
-    void mark_local_pair(const int fds[2]) {
-        for (int i = 0; i < 2; ++i)
-            if (FdEntry* e = entry(fds[i])) e->local_peer.store(true, std::memory_order_relaxed);
-    }
     // Classifies an fd first seen here (inherited, or created by a call we
     // do not interpose) with fstat/getsockopt/F_GETFL.
     FdKind classify(int fd, FdEntry* e);

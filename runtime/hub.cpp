@@ -25,7 +25,6 @@ namespace greenld {
 thread_local Hub* Hub::t_hub = nullptr;
 thread_local Fiber* Hub::t_fiber = nullptr;
 thread_local Fiber* Hub::t_forked_fiber = nullptr;
-std::atomic<uint64_t> Hub::local_writes_{0};
 
 namespace {
 
@@ -50,12 +49,6 @@ void fiber_entry(void* arg) {
 // Fibers run at most this many times in a row before the hub polls its loop
 // (without blocking): fibers that keep yielding cannot starve I/O and timers.
 constexpr int kRunBudget = 64;
-
-// How long a hub with nothing to run spins for in-process writes before it
-// sleeps in epoll_wait (Hub::spin_for_local_write). Measured with
-// tests/bench/pingpong on the 2-CPU development VM under load: 3 us caught
-// fewer replies than 10 us, 20 and 50 us lost more to preemption.
-constexpr uint64_t kLocalWriteSpinNs = 10000;
 
 }  // namespace
 
@@ -106,51 +99,10 @@ void Hub::run() {
             ev_run(loop_, EVRUN_NOWAIT);
         } else {
             polling.store(true, std::memory_order_relaxed);
-            if (!spin_for_local_write()) ev_run(loop_, EVRUN_ONCE);
+            ev_run(loop_, EVRUN_ONCE);
             polling.store(false, std::memory_order_relaxed);
         }
     }
-}
-
-// Two fibers on two hubs talking over a socketpair or a pipe would each put
-// their hub to sleep in epoll_wait for every message, and each message would
-// cost a cross-CPU wake-up of the other hub. While such writes are going on
-// (some happened since this hub last slept), a hub with nothing to run
-// watches the count of them for a few microseconds instead, and at each
-// change polls its loop without sleeping. Returns true if that made a fiber
-// runnable; false after the spin, or at once with no such writes: sleep.
-bool Hub::spin_for_local_write() {
-    uint64_t seen = local_writes_.load(std::memory_order_acquire);
-    if (seen == local_writes_seen_) return false;
-    // A spin that timed out (the writer was not running: a loaded machine,
-    // or no partner at all) makes the next 2^k - 1 sleeps skip it.
-    if (spin_skip_) {
-        --spin_skip_;
-        local_writes_seen_ = seen;
-        return false;
-    }
-    const uint64_t start = native::monotonic_ns();
-    do {
-        for (int i = 0; i < 64; ++i) {
-            __builtin_ia32_pause();
-            if (local_writes_.load(std::memory_order_relaxed) != seen ||
-                wake_pending_.load(std::memory_order_relaxed))
-                break;
-        }
-        const uint64_t now_seen = local_writes_.load(std::memory_order_acquire);
-        if (now_seen != seen || wake_pending_.load(std::memory_order_acquire)) {
-            seen = now_seen;
-            ev_run(loop_, EVRUN_NOWAIT);
-            if (runq_head_) {
-                spin_failures_ = 0;
-                return true;
-            }
-        }
-    } while (native::monotonic_ns() - start < kLocalWriteSpinNs);
-    if (spin_failures_ < 10) ++spin_failures_;
-    spin_skip_ = (1u << spin_failures_) - 1;
-    local_writes_seen_ = local_writes_.load(std::memory_order_acquire);
-    return false;
 }
 
 void Hub::switch_to(Fiber* f) {

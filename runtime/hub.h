@@ -84,12 +84,6 @@ public:
     // Per-fd readiness state of this hub's loop (see io.cpp).
     IoSlot* io_slot(int fd, bool create);
 
-    // A fiber wrote to an fd whose reader may be a fiber of another hub (a
-    // socketpair or pipe this process made): a hub about to sleep while such
-    // writes are going on spins briefly for the next one instead, and polls
-    // without sleeping when it comes (spin_for_local_write).
-    static void note_local_write() { local_writes_.fetch_add(1, std::memory_order_release); }
-
     // Used by io.cpp: queue a fiber woken by this hub's loop.
     void make_runnable_local(Fiber* f);
 
@@ -111,7 +105,6 @@ private:
     void switch_out(Fiber* self);
     [[noreturn, gnu::cold, gnu::noinline]] static void report_overwritten_canary(Fiber* self);
     void drain_remote();
-    bool spin_for_local_write();
     void finish_dead(Fiber* f);
     static void on_wakeup_fd(struct ev_loop*, ev_io* w, int);
     static void on_timer(struct ev_loop*, ev_timer* w, int);
@@ -140,11 +133,6 @@ private:
     std::atomic<bool> wake_pending_{false};
     int wakeup_fd_ = -1;
     ev_io wakeup_watcher_;
-
-    static std::atomic<uint64_t> local_writes_;
-    uint64_t local_writes_seen_ = 0;  // at this hub's last sleep
-    uint32_t spin_failures_ = 0;      // spins in a row that timed out
-    uint32_t spin_skip_ = 0;          // sleeps left that skip the spin
 
     std::vector<IoSlot*> io_slots_;
     ev_timer deadlock_tick_;         // hub 0 only (monitor.h)
