@@ -141,7 +141,7 @@ GREENLD_EXPORT int recvmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, time
         // The kernel stopped short: the next datagram is not there yet (or
         // an error is pending). The blocking call sleeps for it, bounded by
         // SO_RCVTIMEO afresh for each datagram, not by `timeout`.
-        e->rd_ready.store(false, std::memory_order_relaxed);
+        e->rd_hint.store(ReadHint::empty, std::memory_order_relaxed);
         if (error_pending(fd)) break;
         r = -1;
         while (r < 0) {

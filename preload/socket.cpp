@@ -66,13 +66,13 @@ int accept_common(int fd, sockaddr* addr, socklen_t* len, int flags, bool four) 
         // another process sharing the listener blocks only this fiber.
         if (!waited(wait_fd(fd, kWaitRead, Deadline::never()))) return -1;
         return offload_if_fiber(JobKind::io, accept_call);
-    }, EINVAL);
+    }, EINVAL, nonblocking_kernel);
     if (r >= 0) {
         FdTable::get().reset(int(r), FdKind::stream, (flags & SOCK_NONBLOCK) != 0, true);
         // Wait for readiness before the next accept: should an exec'ed child
         // have put the shared listener back in blocking mode (see
         // process.cpp), accept is then only tried when a connection is there.
-        e->rd_ready.store(false, std::memory_order_relaxed);
+        e->rd_hint.store(ReadHint::empty, std::memory_order_relaxed);
     }
     return int(r);
 }

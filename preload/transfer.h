@@ -27,34 +27,68 @@ inline long syscall_result(long r) {
 
 inline bool is_socket(FdKind k) { return k == FdKind::stream || k == FdKind::datagram || k == FdKind::listener; }
 
+// The read hint's policy (fd_table.h): whether read_loop tries its call
+// before waiting. `ready`: yes; `empty`: no. `filled` (the last read filled
+// its buffer): yes, unless such attempts keep finding nothing on this fd (a
+// peer that answers only after our next message, as in a request/response
+// exchange read with exact-size reads): then it waits first, and every
+// kFilledProbe-th time tries anyway, to notice the traffic changing.
+constexpr uint8_t kFilledMissesToWait = 2, kFilledMissesMax = 3, kFilledProbe = 16;
+
+inline bool read_first(FdEntry* e, ReadHint hint) {
+    if (hint != ReadHint::filled) return hint == ReadHint::ready;
+    if (e->rd_filled_misses.load(std::memory_order_relaxed) < kFilledMissesToWait) return true;
+    const uint8_t waits = uint8_t(e->rd_filled_waits.load(std::memory_order_relaxed) + 1);
+    e->rd_filled_waits.store(waits >= kFilledProbe ? 0 : waits, std::memory_order_relaxed);
+    return waits >= kFilledProbe;
+}
+
+// What an attempt made in `hint` state teaches: `got` is false for EAGAIN.
+inline void note_read(FdEntry* e, ReadHint hint, bool got, long n, size_t want, bool stream) {
+    if (hint == ReadHint::filled) {
+        const uint8_t m = e->rd_filled_misses.load(std::memory_order_relaxed);
+        e->rd_filled_misses.store(got ? 0 : (m < kFilledMissesMax ? uint8_t(m + 1) : m), std::memory_order_relaxed);
+    }
+    if (!got) {
+        e->rd_hint.store(ReadHint::empty, std::memory_order_relaxed);
+    } else if (want) {
+        // A short stream read took everything queued; a full one, or a
+        // datagram, says nothing of what follows.
+        e->rd_hint.store(stream && size_t(n) < want ? ReadHint::empty : ReadHint::filled, std::memory_order_relaxed);
+    }
+}
+
 // Returns as soon as one attempt transfers something (or fails otherwise
-// than EAGAIN). `want` lets a short read on a stream mark the fd drained.
-// errno is left as the program had it when the call succeeds, as glibc
-// does, even if an attempt on the way returned EAGAIN.
+// than EAGAIN). `want` (0: unknown, or a peek) lets a short read on a stream
+// mark the fd drained. errno is left as the program had it when the call
+// succeeds, as glibc does, even if an attempt on the way returned EAGAIN.
 // A shutdown(SHUT_RD) by another thread wakes a blocked reader natively
 // with `at_shutdown` (0: EOF; accept gets -1/EINVAL), even if the fd is
 // closed right after: the reader was already on its way out.
+// At a timeout or an interruption that does not restart, the blocking call
+// returns whatever is there by then: one last attempt, unless `last_try` is
+// false (an attempt that itself waits).
 template <typename Attempt>
 long read_loop(int fd, FdEntry* e, size_t want, bool stream, Deadline deadline, Attempt attempt,
-               int at_shutdown_errno = 0) {
+               int at_shutdown_errno = 0, bool last_try = true) {
     const int saved_errno = errno;
     const uint32_t generation = e->generation.load(std::memory_order_acquire);
     // After a wake-up we always try: the hint is only set by hub watchers,
     // and a native thread's wait does not go through them.
     bool woken = false;
     for (;;) {
-        if (woken || e->rd_ready.load(std::memory_order_relaxed)) {
+        const ReadHint hint = woken ? ReadHint::ready : e->rd_hint.load(std::memory_order_relaxed);
+        if (woken || read_first(e, hint)) {
             woken = false;
             long n = attempt();
+            if (n >= 0 || errno == EAGAIN) note_read(e, hint, n >= 0, n, want, stream);
             if (n >= 0) {
-                if (stream && size_t(n) < want) e->rd_ready.store(false, std::memory_order_relaxed);
                 errno = saved_errno;
                 return n;
             }
             if (errno != EAGAIN) return -1;
-            e->rd_ready.store(false, std::memory_order_relaxed);
         }
-        int rc = wait_fd(fd, kWaitRead, deadline);
+        int rc = wait_fd(fd, kWaitRead | kWaitExclusive, deadline);
         if (rc == EBADF && e->shut_for_reading_in(generation)) {
             if (!at_shutdown_errno) {
                 errno = saved_errno;
@@ -62,6 +96,15 @@ long read_loop(int fd, FdEntry* e, size_t want, bool stream, Deadline deadline, 
             }
             errno = at_shutdown_errno;
             return -1;
+        }
+        if (last_try && (rc == ETIMEDOUT || (rc == EINTR && !restarts_after(rc, deadline) && !cancel_interrupted()))) {
+            long n = attempt();
+            if (n >= 0) {
+                note_read(e, ReadHint::ready, true, n, want, stream);
+                errno = saved_errno;
+                return n;
+            }
+            if (errno != EAGAIN) return -1;
         }
         if (!waited(rc, deadline)) return -1;
         woken = true;
@@ -97,8 +140,15 @@ long write_loop(int fd, FdEntry* e, size_t total, bool all, Deadline deadline, A
             }
             e->wr_ready.store(false, std::memory_order_relaxed);
         }
-        int rc = wait_fd(fd, kWaitWrite, deadline);
+        int rc = wait_fd(fd, kWaitWrite | kWaitExclusive, deadline);
         if (restarts_after(rc, deadline)) rc = 0;
+        if (rc == ETIMEDOUT) {
+            // The blocking call sends what fits when its time is up: a wait
+            // begun on a stale "would block" must not hide free space.
+            long n = attempt(done);
+            if (n > 0) done += size_t(n);
+            if (n < 0 && errno != EAGAIN && !done) return -1;
+        }
         if (rc) {
             if (done) {
                 errno = saved_errno;

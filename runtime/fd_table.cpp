@@ -37,7 +37,9 @@ void FdTable::reset(int fd, FdKind kind, bool user_nonblock, bool owned) {
     e->user_nonblock.store(user_nonblock, std::memory_order_relaxed);
     e->kernel_nonblock.store(false, std::memory_order_relaxed);
     e->owned.store(owned, std::memory_order_relaxed);
-    e->rd_ready.store(true, std::memory_order_relaxed);
+    e->rd_hint.store(ReadHint::ready, std::memory_order_relaxed);
+    e->rd_filled_misses.store(0, std::memory_order_relaxed);
+    e->rd_filled_waits.store(0, std::memory_order_relaxed);
     e->wr_ready.store(true, std::memory_order_relaxed);
     e->read_nowait.store(false, std::memory_order_relaxed);
     e->rcv_timeout_ns.store(0, std::memory_order_relaxed);

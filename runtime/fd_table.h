@@ -28,13 +28,30 @@ enum class FdKind : uint8_t {
     file,          // regular file, directory, block device: never waits
 };
 
+// What the last look at an fd said about reading it.
+enum class ReadHint : uint8_t {
+    empty = 0,   // the last attempt found nothing (EAGAIN, a short stream read), no readiness reported since
+    filled = 1,  // the last read filled the caller's buffer: more may be queued, or not
+    ready = 2,   // a watcher reported readiness since the last attempt, or a new fd
+};
+
 struct FdEntry {
     std::atomic<FdKind> kind{FdKind::unknown};
     std::atomic<bool> user_nonblock{false};    // O_NONBLOCK as the program set it
     std::atomic<bool> kernel_nonblock{false};  // we set O_NONBLOCK (listeners we own)
     std::atomic<bool> owned{false};            // created by this process through us
-    std::atomic<bool> rd_ready{true};          // readiness hints: false = would block
-    std::atomic<bool> wr_ready{true};
+    // Readiness hints: they choose between trying a call first and waiting
+    // first, nothing else. A wait is level-triggered (io.h), so waiting on an
+    // fd that is in fact ready costs one loop poll, never a hang or a wrong
+    // result; and a wrapper tries its call once more before it reports a
+    // timeout or an interruption (transfer.h), so a stale "would block" never
+    // turns into an EAGAIN or EINTR while data is there.
+    std::atomic<ReadHint> rd_hint{ReadHint::ready};
+    // Attempts in the `filled` state that found nothing (saturating at 3),
+    // and the waits that state has had since the last attempt (transfer.h).
+    std::atomic<uint8_t> rd_filled_misses{0};
+    std::atomic<uint8_t> rd_filled_waits{0};
+    std::atomic<bool> wr_ready{true};          // false: the last write would have blocked
     // A pollable fd whose reads honour RWF_NOWAIT (eventfd, timerfd,
     // signalfd: anonymous inodes), so a read never has to wait first.
     std::atomic<bool> read_nowait{false};

@@ -19,6 +19,7 @@ namespace greenld {
 struct IoWaiter {
     Fiber* fiber;
     uint32_t generation;
+    bool exclusive = false;
     IoWaiter* prev = nullptr;
     IoWaiter* next = nullptr;
     bool linked = false;
@@ -26,31 +27,49 @@ struct IoWaiter {
 
 namespace {
 
-void link(IoWaiter*& head, IoWaiter* w) {
-    w->prev = nullptr;
-    w->next = head;
-    if (head) head->prev = w;
-    head = w;
+void link(IoWaiterList& l, IoWaiter* w) {
+    w->prev = l.tail;
+    w->next = nullptr;
+    if (l.tail)
+        l.tail->next = w;
+    else
+        l.head = w;
+    l.tail = w;
     w->linked = true;
 }
 
-void unlink(IoWaiter*& head, IoWaiter* w) {
+void unlink(IoWaiterList& l, IoWaiter* w) {
     if (!w->linked) return;
     if (w->prev)
         w->prev->next = w->next;
     else
-        head = w->next;
-    if (w->next) w->next->prev = w->prev;
+        l.head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        l.tail = w->prev;
     w->prev = w->next = nullptr;
     w->linked = false;
 }
 
 // Wakes waiters of one direction whose wait began at or before generation
 // `upto` (all of them when upto is 0): they resume with `error`.
-void wake_list(IoWaiter* head, WakeReason reason, int error, uint32_t upto) {
-    for (IoWaiter* w = head; w; w = w->next) {
+void wake_list(const IoWaiterList& l, WakeReason reason, int error, uint32_t upto) {
+    for (IoWaiter* w = l.head; w; w = w->next) {
         if (upto && int32_t(w->generation - upto) > 0) continue;
         Hub::unpark(w->fiber, reason, error);
+    }
+}
+
+// A readiness event: every watching waiter, and the oldest exclusive one
+// still parked (one already made runnable will look at the fd anyway).
+void wake_ready(const IoWaiterList& l) {
+    bool exclusive_woken = false;
+    for (IoWaiter* w = l.head; w; w = w->next) {
+        if (!w->exclusive)
+            Hub::unpark(w->fiber, WakeReason::woken, 0);
+        else if (!exclusive_woken)
+            exclusive_woken = Hub::unpark(w->fiber, WakeReason::woken, 0);
     }
 }
 
@@ -58,14 +77,19 @@ void on_ready(struct ev_loop* loop, ev_io* w, int revents) {
     auto* slot = static_cast<IoSlot*>(w->data);
     FdEntry* e = FdTable::get().entry(slot->fd);
     const bool read = (revents & EV_READ) != 0;
-    if (e) (read ? e->rd_ready : e->wr_ready).store(true, std::memory_order_relaxed);
-    IoWaiter* list = read ? slot->readers : slot->writers;
-    if (!list) {
+    if (e) {
+        if (read)
+            e->rd_hint.store(ReadHint::ready, std::memory_order_relaxed);
+        else
+            e->wr_ready.store(true, std::memory_order_relaxed);
+    }
+    const IoWaiterList& list = read ? slot->readers : slot->writers;
+    if (!list.head) {
         // Level-triggered: with nobody waiting it would fire on every poll.
         ev_io_stop(loop, w);
         return;
     }
-    wake_list(list, WakeReason::woken, 0, 0);
+    wake_ready(list);
 }
 
 // The fd number was closed and possibly reused since the watchers were set:
@@ -282,8 +306,9 @@ bool arm(Hub* hub, Fiber* self, Interest* list, size_t n) {
         it.generation = it.entry->generation.load(std::memory_order_acquire);
         sync_generation(it.slot, it.generation);
         it.entry->hub_mask.fetch_or(uint64_t(1) << hub->index(), std::memory_order_seq_cst);
-        it.rw = IoWaiter{self, it.generation};
-        it.ww = IoWaiter{self, it.generation};
+        const bool exclusive = (it.events & kWaitExclusive) != 0;
+        it.rw = IoWaiter{self, it.generation, exclusive};
+        it.ww = IoWaiter{self, it.generation, exclusive};
         if (it.events & kWaitRead) {
             link(it.slot->readers, &it.rw);
             if (!ev_is_active(&it.slot->rd)) ev_io_start(loop, &it.slot->rd);
@@ -330,7 +355,7 @@ int wait_fd(int fd, unsigned events, Deadline deadline) {
     Interest it;
     if (!prepare(hub, it, fd, events)) return it.entry ? ENOMEM : EBADF;
     hub->prepare_park();
-    self->note_wait(WaitKind::fd, fd, events);
+    self->note_wait(WaitKind::fd, fd, events & (kWaitRead | kWaitWrite));
     arm(hub, self, &it, 1);
     WakeReason why = hub->park_prepared(deadline);
     disarm(&it, 1);

@@ -3,12 +3,21 @@
 //
 // Each hub keeps one IoSlot per fd it has waited on: a read and a write
 // watcher (level-triggered, as libev gives them) and the fibers waiting in
-// each direction. A watcher stays started while fibers keep waiting on it
-// and is stopped only when it fires with nobody waiting, so the common
-// request/response pattern waits without an epoll_ctl per wait.
+// each direction, oldest first. A watcher stays started while fibers keep
+// waiting on it and is stopped only when it fires with nobody waiting, so
+// the common request/response pattern waits without an epoll_ctl per wait
+// (and libev removes a stopped fd from epoll lazily, only if it fires).
 // Readiness seen by a watcher is also recorded in the FdTable hints
-// (rd_ready/wr_ready), which let wrappers skip a system call that would only
-// return EAGAIN.
+// (rd_hint/wr_ready), which let wrappers skip a system call that would only
+// return EAGAIN: being level-triggered, a wait on an fd that is already
+// ready ends at the next poll, so a stale hint costs a poll, never a hang.
+//
+// A readiness event wakes every waiter that only watches (poll, select,
+// the C API) but only the oldest *exclusive* one (a read, write or accept
+// that will consume it), as the kernel wakes one of several threads blocked
+// in accept() or read(): if that one leaves the fd ready (it read part of
+// the data, or was interrupted), the watcher fires again at the next poll
+// and wakes the next.
 #pragma once
 
 #include <ev.h>
@@ -23,7 +32,14 @@ namespace greenld {
 class Hub;
 struct IoWaiter;
 
-constexpr unsigned kWaitRead = 1, kWaitWrite = 2;
+// kWaitExclusive (wait_fd only): the caller consumes the readiness it
+// waits for (see above).
+constexpr unsigned kWaitRead = 1, kWaitWrite = 2, kWaitExclusive = 4;
+
+struct IoWaiterList {
+    IoWaiter* head = nullptr;  // the oldest
+    IoWaiter* tail = nullptr;
+};
 
 struct IoSlot {
     Hub* hub = nullptr;
@@ -31,8 +47,8 @@ struct IoSlot {
     uint32_t generation = 0;  // FdTable generation the watchers were set for
     ev_io rd;
     ev_io wr;
-    IoWaiter* readers = nullptr;
-    IoWaiter* writers = nullptr;
+    IoWaiterList readers;
+    IoWaiterList writers;
 };
 
 IoSlot* io_slot_create(Hub* hub, int fd);

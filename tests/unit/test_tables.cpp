@@ -45,11 +45,13 @@ TEST_CASE("fd table: reset bumps the generation and clears state; duplicate copi
     REQUIRE(e);
     uint32_t g = e->generation.load();
     e->rcv_timeout_ns.store(5);
-    e->rd_ready.store(false);
+    e->rd_hint.store(ReadHint::empty);
+    e->rd_filled_misses.store(3);
     t.reset(900, FdKind::stream, true, true);
     CHECK(e->generation.load() == g + 1);
     CHECK(e->rcv_timeout_ns.load() == 0);
-    CHECK(e->rd_ready.load());
+    CHECK(e->rd_hint.load() == ReadHint::ready);
+    CHECK(e->rd_filled_misses.load() == 0);
     CHECK(e->user_nonblock.load());
     e->snd_timeout_ns.store(77);
     e->kernel_nonblock.store(true);
