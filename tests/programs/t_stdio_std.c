@@ -13,7 +13,7 @@
  *               answer; then 32 MB of lines through fgets and 32 MB
  *               through fread of odd sizes, checked byte by byte, within a
  *               time bound; then EOF.
- *   stdout-pipe printf, puts, fwrite, putchar, line-buffered and
+ *   stdout-pipe printf, puts, fwrite, putchar, dprintf, line-buffered and
  *               unbuffered printf to a one-page pipe the main thread does
  *               not drain until the probe answered; then 32 MB through
  *               printf, drained and checked.
@@ -315,6 +315,15 @@ static void *writer_putchar(void *arg)
     return NULL;
 }
 
+static void *writer_dprintf(void *arg)
+{
+    (void)arg;
+    pipe_event_set(&g_entering);
+    int n = dprintf(1, "%s", g_out);
+    CHECK(n == (int)g_out_len, "dprintf returned %d, expected %zu", n, g_out_len);
+    return NULL;
+}
+
 /* Reads exactly the n bytes expected from the pipe behind stdout. */
 static void drain_expect(const char *expect, size_t n, const char *what)
 {
@@ -348,6 +357,7 @@ static void stdout_pipe(void)
     run_writer(writer_printf, "stdout-pipe: printf to a full pipe");
     run_writer(writer_fwrite, "stdout-pipe: fwrite to a full pipe");
     run_writer(writer_putchar, "stdout-pipe: putchar to a full pipe");
+    run_writer(writer_dprintf, "stdout-pipe: dprintf to a full pipe");
 
     set_phase("stdout-pipe: puts");
     static char with_newline[sizeof text + 1];
