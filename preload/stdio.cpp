@@ -143,9 +143,11 @@ void greenld::release(StreamLock* l) {
 FdEntry* greenld::glibc_stream_entry(FILE* fp, StreamLock** lock) {
     StreamLock* l = *lock;
     if ((l && !l->glibc) || !fp) return nullptr;
-    // A wide stream's byte calls fail at once in glibc; its wide calls are
-    // not split.
-    if (fp->_fileno < 0 || fp->_mode > 0) return nullptr;
+    // Only a stream on a file has an fd: _fileno of a memory stream
+    // (open_memstream, fmemopen) is whatever its memory held, as glibc's
+    // fileno() knows. A wide stream's byte calls fail at once in glibc; its
+    // wide calls are not split.
+    if (!(fp->_flags & file_flags::kIsFilebuf) || fp->_fileno < 0 || fp->_mode > 0) return nullptr;
     FdEntry* e = cooperative_entry(fp->_fileno);
     if (!e || l) {
         return e;

@@ -101,6 +101,7 @@ constexpr int kErrSeen = 0x0020;
 constexpr int kInBackup = 0x0100;
 constexpr int kLineBuf = 0x0200;
 constexpr int kCurrentlyPutting = 0x0800;
+constexpr int kIsFilebuf = 0x2000;
 }  // namespace file_flags
 
 // Flag changes made outside a glibc call, under glibc's lock as its own are.

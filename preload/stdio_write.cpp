@@ -146,13 +146,14 @@ size_t put(FILE* fp, FdEntry* e, const char* s, size_t n) {
         if (pending(fp) == 0 && fp->_offset < 0) {
             // glibc writes at once what an unbuffered stream gets, whole
             // buffers' worth of a fully buffered one, and a line-buffered
-            // one's lines.
+            // one's lines (or whole buffers' worth of a line with no end).
             size_t through = 0;
             if (fp->_flags & kUnbuffered) {
                 through = rest;
             } else if (fp->_flags & kLineBuf) {
                 const void* nl = memrchr(p, '\n', rest);
                 through = nl ? size_t(static_cast<const char*>(nl) - p) + 1 : 0;
+                if (!nl && size && rest >= size) through = rest - rest % size;
             } else if (size && rest >= size) {
                 through = rest - rest % size;
             }

@@ -19,6 +19,9 @@
  *               printf, drained and checked.
  *   stdin-pty   fgets and getc on a terminal (canonical mode, no echo).
  *   stdin-fifo  freopen(FIFO, "r", stdin), then fgets.
+ *   stdin-mix   a random mix of every read call (and ungetc) on stdin fed
+ *               in odd pieces, logged, must log what the same mix logs on a
+ *               regular file holding the same bytes.
  * Passes natively, under greenld and with GREENLD_HUBS=1 (where a call
  * that blocked the hub would starve the probe).
  */
@@ -273,6 +276,165 @@ static void stdin_pipe(void)
     join(t);
 }
 
+/* ---- stdin on a pipe fed in odd pieces, against a regular file ---------- */
+
+/* A random mix of every read call, logged to `out`. Run on stdin (a pipe,
+ * where greenld splits the calls) and on a regular file with the same
+ * bytes (where glibc runs them as they are), the logs must be equal. */
+static void read_mix(FILE *in, FILE *out)
+{
+    uint64_t rng = 77;
+    char buf[9000], *line = NULL;
+    size_t cap = 0;
+    for (int it = 0; it < 100000; it++) {
+        unsigned r = (unsigned)rng_next(&rng);
+        switch (r % 9) {
+        case 0: {
+            if (!fgets(buf, 1 + (int)((r >> 4) % 300), in)) goto end;
+            fprintf(out, "F%zu:%s|", strlen(buf), buf);
+            break;
+        }
+        case 1: {
+            int c = getc(in);
+            if (c == EOF) goto end;
+            fputc(c, out);
+            if (r & 16) ungetc(c, in);
+            break;
+        }
+        case 2: {
+            size_t n = fread(buf, 1, 1 + (r >> 4) % sizeof buf, in);
+            if (!n) goto end;
+            fwrite(buf, 1, n, out);
+            break;
+        }
+        case 3: {
+            ssize_t n = getline(&line, &cap, in);
+            if (n < 0) goto end;
+            fprintf(out, "L%zd:%s", n, line);
+            break;
+        }
+        case 4: {
+            int x = 0;
+            char w[64];
+            int k = fscanf(in, "%d%63s", &x, w);
+            if (k == EOF) goto end;
+            fprintf(out, "S%d:%d:%s|", k, x, k == 2 ? w : "");
+            if (k == 0) fputc(getc(in), out);
+            break;
+        }
+        case 5: {
+            ssize_t n = getdelim(&line, &cap, 'x', in);
+            if (n < 0) goto end;
+            fprintf(out, "D%zd:%s", n, line);
+            break;
+        }
+        case 6: {
+            flockfile(in);
+            int c = getc_unlocked(in);
+            funlockfile(in);
+            if (c == EOF) goto end;
+            fputc(c, out);
+            break;
+        }
+        case 7: {
+            char t[4];
+            if (!fgets(t, sizeof t, in)) goto end;
+            fprintf(out, "<%s>", t);
+            break;
+        }
+        case 8: {
+            char t[16];
+            int k = fscanf(in, "%15[a-z]", t);
+            if (k == EOF) goto end;
+            fprintf(out, "C%d:%s|", k, k == 1 ? t : "");
+            break;
+        }
+        }
+    }
+end:
+    fprintf(out, "\nEND feof=%d ferror=%d\n", feof(in), ferror(in));
+    free(line);
+}
+
+static char *g_mix_data;
+static size_t g_mix_len;
+
+static void make_mix_data(void)
+{
+    static const char *const words[] = {"12 ", "abc ", "-7x", "\n", "99 zz\n", "x", "  42 foo\n", "qq"};
+    g_mix_data = malloc(3 << 20);
+    CHECK(g_mix_data != NULL, "malloc");
+    uint64_t rng = 5;
+    size_t n = 0;
+    for (unsigned i = 0; n < (1 << 20); i++) {
+        make_line(g_mix_data + n, i);
+        n += strlen(g_mix_data + n);
+    }
+    for (int i = 0; i < 40000; i++) {
+        const char *w = words[rng_next(&rng) % 8];
+        memcpy(g_mix_data + n, w, strlen(w));
+        n += strlen(w);
+    }
+    for (unsigned i = 0; n < (5u << 19); i++) {
+        make_line(g_mix_data + n, i);
+        n += strlen(g_mix_data + n);
+    }
+    g_mix_len = n;
+}
+
+static char *g_mix_log[2];
+static size_t g_mix_log_len[2];
+
+static void *mix_reader(void *arg)
+{
+    int which = (int)(intptr_t)arg;
+    FILE *in = stdin;
+    char path[64];
+    if (which == 1) {
+        snprintf(path, sizeof path, "/tmp/t_stdio_std.mix.%d", (int)getpid());
+        in = fopen(path, "w+");
+        CHECK(in != NULL, "fopen %s", path);
+        CHECK_EQ(fwrite(g_mix_data, 1, g_mix_len, in), g_mix_len);
+        rewind(in);
+    }
+    FILE *out = open_memstream(&g_mix_log[which], &g_mix_log_len[which]);
+    CHECK(out != NULL, "open_memstream");
+    read_mix(in, out);
+    CHECK(fclose(out) == 0, "fclose memstream");
+    if (which == 1) {
+        fclose(in);
+        unlink(path);
+    }
+    return NULL;
+}
+
+static void stdin_mix(void)
+{
+    set_phase("stdin-mix: every read call, the pipe fed in odd pieces");
+    make_mix_data();
+    pthread_t t = spawn(mix_reader, (void *)0);
+    uint64_t rng = 3;
+    static const size_t pieces[] = {1, 7, 100, 4095, 4096, 4097, 20000, 65536};
+    for (size_t k = 0; k < g_mix_len;) {
+        size_t n = pieces[rng_next(&rng) % 8];
+        if (n > g_mix_len - k) n = g_mix_len - k;
+        write_exact(OTHER_END, g_mix_data + k, n, "mix piece");
+        k += n;
+        if (rng_next(&rng) % 16 == 0) {
+            sleep_ms(20); /* the reader drains the pipe and waits */
+            probe_expect(&g_probe, 2000, "the mix reader waiting for the next piece");
+        }
+    }
+    close(OTHER_END);
+    join_within(t, BULK_LIMIT_MS, "mix reader on the pipe");
+    set_phase("stdin-mix: the same on a regular file");
+    join(spawn(mix_reader, (void *)1));
+    CHECK(g_mix_log_len[0] > 1000000, "mix log of %zu bytes only", g_mix_log_len[0]);
+    CHECK(g_mix_log_len[0] == g_mix_log_len[1] && memcmp(g_mix_log[0], g_mix_log[1], g_mix_log_len[0]) == 0,
+          "the pipe's log (%zu bytes) differs from the regular file's (%zu bytes)", g_mix_log_len[0],
+          g_mix_log_len[1]);
+}
+
 /* ---- stdout on a pipe of one page --------------------------------------- */
 
 static const char *g_out;
@@ -457,6 +619,9 @@ static void run_child(const char *role, int stream_fd, int target, int other)
     if (pid == 0) {
         if (stream_fd >= 0) dup2(stream_fd, target);
         dup2(other, OTHER_END);
+        /* The child must hold no other copy of either end (EOF). */
+        if (stream_fd >= 0 && stream_fd != target && stream_fd != OTHER_END) close(stream_fd);
+        if (other != OTHER_END && other != target) close(other);
         execl("/proc/self/exe", "t_stdio_std", role, (char *)NULL);
         _exit(127);
     }
@@ -477,6 +642,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[1], "stdout-pipe") == 0) stdout_pipe();
         else if (strcmp(argv[1], "stdin-pty") == 0) stdin_pty();
         else if (strcmp(argv[1], "stdin-fifo") == 0) stdin_fifo();
+        else if (strcmp(argv[1], "stdin-mix") == 0) stdin_mix();
         else CHECK(0, "unknown role %s", argv[1]);
         probe_stop(&g_probe);
         return 0;
@@ -506,6 +672,9 @@ int main(int argc, char **argv)
     CHECK(pipe(p) == 0, "pipe");
     if (skip <= 3) run_child("stdin-fifo", -1, 0, p[1]);
     close(p[0]);
+
+    CHECK(pipe(p) == 0, "pipe");
+    if (skip <= 4) run_child("stdin-mix", p[0], 0, p[1]);
     puts("t_stdio_std: ok");
     return 0;
 }
