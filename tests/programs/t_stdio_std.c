@@ -22,6 +22,9 @@
  *   stdin-mix   a random mix of every read call (and ungetc) on stdin fed
  *               in odd pieces, logged, must log what the same mix logs on a
  *               regular file holding the same bytes.
+ *   stdout-mix  a random mix of every write call, fully, line- and
+ *               unbuffered, to a one-page pipe read in odd pieces, must
+ *               write what it writes to a regular file.
  * Passes natively, under greenld and with GREENLD_HUBS=1 (where a call
  * that blocked the hub would starve the probe).
  */
@@ -558,6 +561,99 @@ static void stdout_pipe(void)
     fprintf(stderr, "bulk printf: %zu bytes in %.0f ms\n", len, now_ms() - t0);
 }
 
+/* ---- stdout on a pipe: every write call, against a regular file --------- */
+
+/* A random mix of every write call, in three buffering modes. */
+static void write_mix(FILE *out)
+{
+    static char block[20000];
+    for (size_t i = 0; i < sizeof block; i++) block[i] = (i % 70 == 69) ? '\n' : (char)('a' + i % 23);
+    block[sizeof block - 1] = '\0';
+    uint64_t rng = 31;
+    for (int mode = 0; mode < 3; mode++) {
+        if (mode) {
+            CHECK(fflush(out) == 0, "fflush before setvbuf");
+            CHECK(setvbuf(out, NULL, mode == 1 ? _IOLBF : _IONBF, 0) == 0, "setvbuf");
+        }
+        for (int it = 0; it < 3000; it++) {
+            unsigned r = (unsigned)rng_next(&rng);
+            switch (r % 9) {
+            case 0: CHECK(fprintf(out, "%d %s|", it, "word") > 0, "fprintf"); break;
+            case 1: CHECK(fprintf(out, "%.*s\n", (int)((r >> 4) % 3000), block) >= 1, "fprintf long"); break;
+            case 2: CHECK(fputs("a line\n", out) >= 0, "fputs"); break;
+            case 3: {
+                size_t n = (r >> 4) % sizeof block;
+                CHECK_EQ(fwrite(block, 1, n, out), n);
+                break;
+            }
+            case 4: CHECK_EQ(fputc('A' + (int)(r % 26), out), 'A' + (int)(r % 26)); break;
+            case 5:
+                flockfile(out);
+                for (int k = 0; k < 50; k++) putc_unlocked(k % 10 == 9 ? '\n' : '0' + k % 10, out);
+                funlockfile(out);
+                break;
+            case 6: CHECK(fflush(out) == 0, "fflush"); break;
+            case 7: CHECK(fputs(block + sizeof block - 1 - (r >> 4) % 5000, out) >= 0, "fputs long"); break;
+            case 8: CHECK_EQ(putc('\n', out), '\n'); break;
+            }
+        }
+    }
+    CHECK(fflush(out) == 0, "final fflush");
+}
+
+static char *g_wmix_ref;
+static size_t g_wmix_len;
+
+static void *wmix_reference(void *arg)
+{
+    (void)arg;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/t_stdio_std.wmix.%d", (int)getpid());
+    FILE *f = fopen(path, "w+");
+    CHECK(f != NULL, "fopen %s", path);
+    write_mix(f);
+    g_wmix_len = (size_t)ftell(f);
+    g_wmix_ref = malloc(g_wmix_len);
+    CHECK(g_wmix_ref != NULL, "malloc");
+    rewind(f);
+    CHECK_EQ(fread(g_wmix_ref, 1, g_wmix_len, f), g_wmix_len);
+    fclose(f);
+    unlink(path);
+    return NULL;
+}
+
+static void *wmix_stdout(void *arg)
+{
+    (void)arg;
+    write_mix(stdout);
+    return NULL;
+}
+
+static void stdout_mix(void)
+{
+    set_phase("stdout-mix: the reference on a regular file");
+    join(spawn(wmix_reference, NULL));
+    set_phase("stdout-mix: every write call to a one-page pipe read in odd pieces");
+    pthread_t t = spawn(wmix_stdout, NULL);
+    static char buf[70000];
+    uint64_t rng = 8;
+    size_t got = 0;
+    while (got < g_wmix_len) {
+        size_t want = 1 + rng_next(&rng) % sizeof buf;
+        if (want > g_wmix_len - got) want = g_wmix_len - got;
+        ssize_t r = read(OTHER_END, buf, want);
+        CHECK(r > 0, "read of the pipe returned %zd after %zu of %zu bytes", r, got, g_wmix_len);
+        CHECK(memcmp(buf, g_wmix_ref + got, (size_t)r) == 0, "bytes %zu..%zu differ from the regular file's", got,
+              got + (size_t)r);
+        got += (size_t)r;
+        if (rng_next(&rng) % 64 == 0) {
+            sleep_ms(20); /* the writer fills the pipe and waits */
+            probe_expect(&g_probe, 2000, "the mix writer waiting for room");
+        }
+    }
+    join_within(t, BULK_LIMIT_MS, "mix writer");
+}
+
 /* ---- stdin on a pty ----------------------------------------------------- */
 
 static void stdin_pty(void)
@@ -643,6 +739,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[1], "stdin-pty") == 0) stdin_pty();
         else if (strcmp(argv[1], "stdin-fifo") == 0) stdin_fifo();
         else if (strcmp(argv[1], "stdin-mix") == 0) stdin_mix();
+        else if (strcmp(argv[1], "stdout-mix") == 0) stdout_mix();
         else CHECK(0, "unknown role %s", argv[1]);
         probe_stop(&g_probe);
         return 0;
@@ -675,6 +772,10 @@ int main(int argc, char **argv)
 
     CHECK(pipe(p) == 0, "pipe");
     if (skip <= 4) run_child("stdin-mix", p[0], 0, p[1]);
+
+    CHECK(pipe(p) == 0, "pipe");
+    CHECK(fcntl(p[1], F_SETPIPE_SZ, 4096) == 4096, "F_SETPIPE_SZ");
+    if (skip <= 5) run_child("stdout-mix", p[1], 1, p[0]);
     puts("t_stdio_std: ok");
     return 0;
 }
