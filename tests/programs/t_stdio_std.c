@@ -14,7 +14,7 @@
  *               through fread of odd sizes, checked byte by byte, within a
  *               time bound; then EOF.
  *   stdout-pipe printf, puts, fwrite, putchar, dprintf, line-buffered and
- *               unbuffered printf to a one-page pipe the main thread does
+ *               unbuffered printf, fflush of a 64 KiB buffer to a one-page pipe the main thread does
  *               not drain until the probe answered; then 32 MB through
  *               printf, drained and checked.
  *   stdin-pty   fgets and getc on a terminal (canonical mode, no echo).
@@ -480,6 +480,16 @@ static void *writer_putchar(void *arg)
     return NULL;
 }
 
+/* A buffer larger than PIPE_BUF: the flush is one large write. */
+static void *writer_fflush_large(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(fwrite(g_out, 1, g_out_len, stdout), g_out_len);
+    pipe_event_set(&g_entering);
+    CHECK(fflush(stdout) == 0, "fflush of a 64 KiB buffer");
+    return NULL;
+}
+
 static void *writer_dprintf(void *arg)
 {
     (void)arg;
@@ -537,7 +547,9 @@ static void stdout_pipe(void)
     run_writer(writer_printf, "stdout-pipe: line-buffered printf to a full pipe");
     CHECK(setvbuf(stdout, NULL, _IONBF, 0) == 0, "setvbuf unbuffered");
     run_writer(writer_printf, "stdout-pipe: unbuffered printf to a full pipe");
-    CHECK(setvbuf(stdout, NULL, _IOFBF, BUFSIZ) == 0, "setvbuf fully buffered");
+    static char large[1 << 16];
+    CHECK(setvbuf(stdout, large, _IOFBF, sizeof large) == 0, "setvbuf 64 KiB");
+    run_writer(writer_fflush_large, "stdout-pipe: fflush of a 64 KiB buffer to a full pipe");
 
     set_phase("stdout-pipe: bulk printf");
     static char big[BULK + 1];
