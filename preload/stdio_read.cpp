@@ -147,9 +147,13 @@ ssize_t proxy_read(void* cookie, char* buf, size_t size) {
         if (fp->_flags & kEofSeen) return 0;
         const long avail = await_input(fp, fp->_fileno);
         if (avail < 0) return -1;
-        if (avail > 0 && buf != l->proxy_buffer) {
-            // Each of glibc's reads finds data: `avail` bytes are there.
-            size_t got = next_fread(buf, 1, size < size_t(avail) ? size : size_t(avail), fp);
+        // Whole buffers' worth (glibc then makes one read, straight into
+        // the caller's memory), no more than is there.
+        const size_t block = size_t(fp->_IO_buf_end - fp->_IO_buf_base);
+        size_t direct = size < size_t(avail > 0 ? avail : 0) ? size : size_t(avail > 0 ? avail : 0);
+        if (block) direct -= direct % block;
+        if (direct && buf != l->proxy_buffer) {
+            size_t got = next_fread(buf, 1, direct, fp);
             if (got) return ssize_t(got);
             return (fp->_flags & kErrSeen) ? -1 : 0;
         }
