@@ -1,4 +1,5 @@
-// stdio on sockets and pipes.
+// stdio on sockets and pipes: the cooperative streams, the stream lock,
+// and the calls that manage a stream as a whole (fclose, flockfile...).
 //
 // glibc's FILE reads and writes its fd through internal calls that bypass
 // our read/write, so a fiber in fgets() on a socket would block its whole
@@ -6,24 +7,22 @@
 // such an fd therefore returns a stream whose I/O goes through the
 // cooperative wrappers (fopencookie); its _fileno is the real fd, so
 // fileno(), buffering (st_blksize) and the program's own fd calls keep
-// working. Regular files and ttys keep glibc's own stream.
+// working. Regular files and ttys keep glibc's own stream, and so do the
+// streams glibc opened itself (stdin, stdout, stderr): a fiber's calls on
+// those are split instead (stdio_read.cpp, stdio_write.cpp).
 //
-// A fiber may now park inside a stdio call while glibc's per-FILE lock is
-// held. That lock is recursive per OS thread, so another fiber of the same
-// hub would walk right in. Such streams therefore carry a lock of ours,
-// recursive per fiber, taken around every stdio entry point below and by
-// flockfile(); glibc's own lock is then never contended. The lock pointer
-// lives in the FILE's padding (_unused2), behind a magic word.
-#include <stdarg.h>
+// The lock (stdio_stream.h) lives in the FILE's padding. A glibc stream is
+// adopted (given a lock) by the first fiber that calls stdio on it while its
+// fd can wait; from then on every caller, native threads too, takes it.
 #include <stdio.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <new>
 
 #include "../runtime/futex.h"
+#include "../runtime/native.h"
 #include "cooperative.h"
 #include "next.h"
 #include "stdio_stream.h"
@@ -34,91 +33,35 @@ namespace {
 
 next::Symbol<decltype(::fdopen)> next_fdopen{"fdopen"};
 next::Symbol<decltype(::fclose)> next_fclose{"fclose"};
-next::Symbol<decltype(::fflush)> next_fflush{"fflush"};
-next::Symbol<decltype(::fgets)> next_fgets{"fgets"};
-next::Symbol<decltype(::fgetc)> next_fgetc{"fgetc"};
-next::Symbol<decltype(::getc)> next_getc{"getc"};
-next::Symbol<decltype(::fread)> next_fread{"fread"};
-next::Symbol<decltype(::getdelim)> next_getdelim{"getdelim"};
-next::Symbol<decltype(::ungetc)> next_ungetc{"ungetc"};
-next::Symbol<decltype(::fputs)> next_fputs{"fputs"};
-next::Symbol<decltype(::fputc)> next_fputc{"fputc"};
-next::Symbol<decltype(::putc)> next_putc{"putc"};
-next::Symbol<decltype(::fwrite)> next_fwrite{"fwrite"};
-next::Symbol<decltype(::vfprintf)> next_vfprintf{"vfprintf"};
-next::Symbol<int(FILE*, int, const char*, va_list)> next_vfprintf_chk{"__vfprintf_chk"};
-next::Symbol<decltype(::vfscanf)> next_vfscanf{"__isoc99_vfscanf"};
-next::Symbol<char*(char*, size_t, int, FILE*)> next_fgets_chk{"__fgets_chk"};
-next::Symbol<size_t(void*, size_t, size_t, size_t, FILE*)> next_fread_chk{"__fread_chk"};
 next::Symbol<decltype(::flockfile)> next_flockfile{"flockfile"};
 next::Symbol<decltype(::ftrylockfile)> next_ftrylockfile{"ftrylockfile"};
 next::Symbol<decltype(::funlockfile)> next_funlockfile{"funlockfile"};
+next::Symbol<decltype(::feof)> next_feof{"feof"};
+next::Symbol<decltype(::ferror)> next_ferror{"ferror"};
+next::Symbol<decltype(::clearerr)> next_clearerr{"clearerr"};
 
-struct StreamLock {
-    std::atomic<uint32_t> word{0};  // 0 free, 1 held, 2 held with waiters
-    int owner = 0;
-    unsigned depth = 0;
-};
-
+// The tag in FILE::_unused2: the magic word, then the lock pointer. glibc
+// never touches that padding, but a FILE it allocates leaves it
+// uninitialised, hence the 64-bit magic. A fiber of another hub may read
+// the tag while a stream is being adopted: the pointer is written before
+// the magic and read after it (x86-64 keeps stores, and loads, in order;
+// the fences keep the compiler from reordering them).
 constexpr uint64_t kMagic = 0x6b6f6f63646c6e67ull;  // "gnldcook"
-struct Tag {
-    uint64_t magic;
-    StreamLock* lock;
-};
-static_assert(sizeof(Tag) <= sizeof(FILE::_unused2), "FILE padding too small for the stream tag");
+static_assert(2 * sizeof(uint64_t) <= sizeof(FILE::_unused2), "FILE padding too small for the stream tag");
 
-StreamLock* lock_of(FILE* fp) {
-    if (!fp) return nullptr;
-    Tag t;
-    memcpy(&t, fp->_unused2, sizeof t);
-    return t.magic == kMagic ? t.lock : nullptr;
+void write_tag(FILE* fp, StreamLock* l) {
+    memcpy(fp->_unused2 + sizeof(uint64_t), &l, sizeof l);
+    std::atomic_signal_fence(std::memory_order_release);
+    memcpy(fp->_unused2, &kMagic, sizeof kMagic);
 }
 
-void acquire(StreamLock* l) {
-    const int me = lock_owner_id();
-    if (l->owner == me) {
-        ++l->depth;
-        return;
-    }
-    uint32_t c = 0;
-    if (!l->word.compare_exchange_strong(c, 1, std::memory_order_acquire))
-        while (l->word.exchange(2, std::memory_order_acquire) != 0) futex_wait(&l->word, 2);
-    l->owner = me;
-    l->depth = 1;
+void clear_tag(FILE* fp) {
+    const uint64_t none = 0;
+    memcpy(fp->_unused2, &none, sizeof none);
 }
 
-bool try_acquire(StreamLock* l) {
-    const int me = lock_owner_id();
-    if (l->owner == me) {
-        ++l->depth;
-        return true;
-    }
-    uint32_t c = 0;
-    if (!l->word.compare_exchange_strong(c, 1, std::memory_order_acquire)) return false;
-    l->owner = me;
-    l->depth = 1;
-    return true;
-}
-
-void release(StreamLock* l) {
-    if (--l->depth) return;
-    l->owner = 0;
-    if (l->word.exchange(0, std::memory_order_release) == 2) futex_wake(&l->word, 1);
-}
-
-// Runs a stdio call under the stream's lock, if it has one; errno is the
-// call's.
-template <typename Call>
-auto locked(FILE* fp, Call call) {
-    StreamLock* l = lock_of(fp);
-    if (!l) return call();
-    acquire(l);
-    auto r = call();
-    int e = errno;
-    release(l);
-    errno = e;
-    return r;
-}
+// Adoption of glibc streams is rare (a handful per process): one lock.
+native::Mutex g_adopt_lock;
 
 int cookie_fd(void* cookie) { return int(reinterpret_cast<intptr_t>(cookie)); }
 
@@ -150,7 +93,88 @@ bool is_waitable(int fd) {
     return kind == FdKind::pipe && config::patched(config::kPatchOs);
 }
 
+bool held_by_me(StreamLock* l) { return l->depth && l->owner == lock_owner_id(); }
+
 }  // namespace
+
+StreamLock* greenld::lock_of(FILE* fp) {
+    if (!fp) return nullptr;
+    uint64_t magic;
+    memcpy(&magic, fp->_unused2, sizeof magic);
+    if (magic != kMagic) return nullptr;
+    std::atomic_signal_fence(std::memory_order_acquire);
+    StreamLock* l;
+    memcpy(&l, fp->_unused2 + sizeof(uint64_t), sizeof l);
+    return l;
+}
+
+void greenld::acquire(StreamLock* l) {
+    const int me = lock_owner_id();
+    if (l->owner == me) {
+        ++l->depth;
+        return;
+    }
+    uint32_t c = 0;
+    if (!l->word.compare_exchange_strong(c, 1, std::memory_order_acquire))
+        while (l->word.exchange(2, std::memory_order_acquire) != 0) futex_wait(&l->word, 2);
+    l->owner = me;
+    l->depth = 1;
+}
+
+bool greenld::try_acquire(StreamLock* l) {
+    const int me = lock_owner_id();
+    if (l->owner == me) {
+        ++l->depth;
+        return true;
+    }
+    uint32_t c = 0;
+    if (!l->word.compare_exchange_strong(c, 1, std::memory_order_acquire)) return false;
+    l->owner = me;
+    l->depth = 1;
+    return true;
+}
+
+void greenld::release(StreamLock* l) {
+    if (--l->depth) return;
+    l->owner = 0;
+    if (l->word.exchange(0, std::memory_order_release) == 2) futex_wake(&l->word, 1);
+}
+
+FdEntry* greenld::glibc_stream_entry(FILE* fp, StreamLock** lock) {
+    StreamLock* l = *lock;
+    if ((l && !l->glibc) || !fp) return nullptr;
+    // Only a stream on a file has an fd: _fileno of a memory stream
+    // (open_memstream, fmemopen) is whatever its memory held, as glibc's
+    // fileno() knows. A wide stream's byte calls fail at once in glibc; its
+    // wide calls are not split.
+    if (!(fp->_flags & file_flags::kIsFilebuf) || fp->_fileno < 0 || fp->_mode > 0) return nullptr;
+    FdEntry* e = cooperative_entry(fp->_fileno);
+    if (!e || l) {
+        return e;
+    }
+    auto* fresh = new (std::nothrow) StreamLock();
+    if (!fresh) return nullptr;  // out of memory: the call stays glibc's, blocking
+    fresh->glibc = true;
+    {
+        native::LockGuard guard(g_adopt_lock);
+        l = lock_of(fp);
+        if (!l) {
+            write_tag(fp, fresh);
+            l = fresh;
+            fresh = nullptr;
+        }
+    }
+    delete fresh;
+    *lock = l;
+    return l->glibc ? e : nullptr;
+}
+
+void greenld::set_stream_error(FILE* fp, int error) {
+    next_flockfile(fp);
+    fp->_flags |= file_flags::kErrSeen;
+    next_funlockfile(fp);
+    errno = error;
+}
 
 FILE* greenld::cooperative_stream(int fd, const char* mode) {
     auto* lock = new (std::nothrow) StreamLock();
@@ -161,8 +185,7 @@ FILE* greenld::cooperative_stream(int fd, const char* mode) {
         return nullptr;
     }
     fp->_fileno = fd;
-    Tag t{kMagic, lock};
-    memcpy(fp->_unused2, &t, sizeof t);
+    write_tag(fp, lock);
     return fp;
 }
 
@@ -181,103 +204,85 @@ GREENLD_EXPORT FILE* fdopen(int fd, const char* mode) {
 
 GREENLD_EXPORT int fclose(FILE* fp) {
     StreamLock* l = lock_of(fp);
+    FdEntry* e = Hub::current_fiber() ? glibc_stream_entry(fp, &l) : nullptr;
     if (!l) return next_fclose(fp);
     acquire(l);
+    // The final flush of a glibc stream, cooperatively; glibc's own then
+    // finds nothing left to write (or writes again what failed, and fails).
+    if (e) drain_glibc_output(fp, e);
+    // The FILE's memory goes back to malloc: a stream allocated there later
+    // must not find our tag.
+    clear_tag(fp);
     int r = next_fclose(fp);
-    int e = errno;
+    int err = errno;
     release(l);
+    if (l->proxy) next_fclose(l->proxy);
+    delete[] l->proxy_buffer;
     delete l;
-    errno = e;
+    errno = err;
     return r;
 }
 
-GREENLD_EXPORT int fflush(FILE* fp) {
-    return locked(fp, [&] { return next_fflush(fp); });
-}
-GREENLD_EXPORT char* fgets(char* s, int n, FILE* fp) {
-    return locked(fp, [&] { return next_fgets(s, n, fp); });
-}
-GREENLD_EXPORT char* __fgets_chk(char* s, size_t size, int n, FILE* fp) {
-    return locked(fp, [&] { return next_fgets_chk(s, size, n, fp); });
-}
-GREENLD_EXPORT int fgetc(FILE* fp) {
-    return locked(fp, [&] { return next_fgetc(fp); });
-}
-GREENLD_EXPORT int getc(FILE* fp) {
-    return locked(fp, [&] { return next_getc(fp); });
-}
-GREENLD_EXPORT int _IO_getc(FILE* fp) { return getc(fp); }
-GREENLD_EXPORT size_t fread(void* p, size_t size, size_t n, FILE* fp) {
-    return locked(fp, [&] { return next_fread(p, size, n, fp); });
-}
-GREENLD_EXPORT size_t __fread_chk(void* p, size_t cap, size_t size, size_t n, FILE* fp) {
-    return locked(fp, [&] { return next_fread_chk(p, cap, size, n, fp); });
-}
-GREENLD_EXPORT ssize_t getdelim(char** line, size_t* cap, int delim, FILE* fp) {
-    return locked(fp, [&] { return next_getdelim(line, cap, delim, fp); });
-}
-GREENLD_EXPORT ssize_t __getdelim(char** line, size_t* cap, int delim, FILE* fp) {
-    return getdelim(line, cap, delim, fp);
-}
-GREENLD_EXPORT ssize_t getline(char** line, size_t* cap, FILE* fp) { return getdelim(line, cap, '\n', fp); }
-GREENLD_EXPORT int ungetc(int c, FILE* fp) {
-    return locked(fp, [&] { return next_ungetc(c, fp); });
-}
-GREENLD_EXPORT int fputs(const char* s, FILE* fp) {
-    return locked(fp, [&] { return next_fputs(s, fp); });
-}
-GREENLD_EXPORT int fputc(int c, FILE* fp) {
-    return locked(fp, [&] { return next_fputc(c, fp); });
-}
-GREENLD_EXPORT int putc(int c, FILE* fp) {
-    return locked(fp, [&] { return next_putc(c, fp); });
-}
-GREENLD_EXPORT int _IO_putc(int c, FILE* fp) { return putc(c, fp); }
-GREENLD_EXPORT size_t fwrite(const void* p, size_t size, size_t n, FILE* fp) {
-    return locked(fp, [&] { return next_fwrite(p, size, n, fp); });
-}
-GREENLD_EXPORT int vfprintf(FILE* fp, const char* fmt, va_list ap) {
-    return locked(fp, [&] { return next_vfprintf(fp, fmt, ap); });
-}
-GREENLD_EXPORT int fprintf(FILE* fp, const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int r = vfprintf(fp, fmt, ap);
-    va_end(ap);
-    return r;
-}
-GREENLD_EXPORT int __vfprintf_chk(FILE* fp, int flag, const char* fmt, va_list ap) {
-    return locked(fp, [&] { return next_vfprintf_chk(fp, flag, fmt, ap); });
-}
-GREENLD_EXPORT int __fprintf_chk(FILE* fp, int flag, const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int r = __vfprintf_chk(fp, flag, fmt, ap);
-    va_end(ap);
-    return r;
-}
-GREENLD_EXPORT int __isoc99_vfscanf(FILE* fp, const char* fmt, va_list ap) {
-    return locked(fp, [&] { return next_vfscanf(fp, fmt, ap); });
-}
-GREENLD_EXPORT int __isoc99_fscanf(FILE* fp, const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int r = __isoc99_vfscanf(fp, fmt, ap);
-    va_end(ap);
-    return r;
-}
+// flockfile() takes our lock first (adopting a glibc stream a fiber locks),
+// so that the owner may park between its _unlocked calls.
 GREENLD_EXPORT void flockfile(FILE* fp) {
-    if (StreamLock* l = lock_of(fp)) acquire(l);
+    StreamLock* l = lock_of(fp);
+    if (Hub::current_fiber()) glibc_stream_entry(fp, &l);
+    if (l) acquire(l);
     next_flockfile(fp);
+    if (l) ++l->file_locks;
 }
+
 GREENLD_EXPORT int ftrylockfile(FILE* fp) {
     StreamLock* l = lock_of(fp);
+    if (Hub::current_fiber()) glibc_stream_entry(fp, &l);
     if (l && !try_acquire(l)) return 1;
     int r = next_ftrylockfile(fp);
-    if (r != 0 && l) release(l);
+    if (l) {
+        if (r == 0)
+            ++l->file_locks;
+        else
+            release(l);
+    }
     return r;
 }
+
+// A stream adopted while a native thread held it through flockfile() has
+// no lock of ours to give back: only its owner releases it.
 GREENLD_EXPORT void funlockfile(FILE* fp) {
     next_funlockfile(fp);
-    if (StreamLock* l = lock_of(fp)) release(l);
+    StreamLock* l = lock_of(fp);
+    if (l && held_by_me(l) && l->file_locks) {
+        --l->file_locks;
+        release(l);
+    }
+}
+
+// glibc takes its own lock for these: a fiber parked inside a call on the
+// stream holds ours instead, and the caller must wait for it as it would
+// wait for glibc's.
+GREENLD_EXPORT int feof(FILE* fp) {
+    StreamLock* l = lock_of(fp);
+    if (!l) return next_feof(fp);
+    acquire(l);
+    int r = next_feof(fp);
+    release(l);
+    return r;
+}
+
+GREENLD_EXPORT int ferror(FILE* fp) {
+    StreamLock* l = lock_of(fp);
+    if (!l) return next_ferror(fp);
+    acquire(l);
+    int r = next_ferror(fp);
+    release(l);
+    return r;
+}
+
+GREENLD_EXPORT void clearerr(FILE* fp) {
+    StreamLock* l = lock_of(fp);
+    if (!l) return next_clearerr(fp);
+    acquire(l);
+    next_clearerr(fp);
+    release(l);
 }
