@@ -221,7 +221,8 @@ GREENLD_EXPORT FILE* fopen64(const char* path, const char* mode) {
 
 // freopen keeps the FILE (and its fd number: freopen(fifo, "r", stdin)):
 // glibc's must do it, so a fiber's freopen of a FIFO that may wait runs
-// whole on the pool while the fiber parks; the stream stays glibc's. Not
+// whole on the pool while the fiber parks; the stream stays glibc's (a
+// fiber's calls on it are split by stdio_read.cpp/stdio_write.cpp). Not
 // interruptibly: glibc has closed the old stream when its open fails, so an
 // interrupted freopen cannot be made again the way the kernel restarts an
 // open. Signal handlers run meanwhile and the wait goes on (as under
