@@ -106,6 +106,10 @@ void Hub::run() {
 }
 
 void Hub::switch_to(Fiber* f) {
+    // Signals owed to it, or left on the hub, before it runs program code
+    // (signals.h, "Pokes").
+    if (signals::switch_in_owed(index_, f->sig.pending.load(std::memory_order_relaxed), f->sig.blocked)) [[unlikely]]
+        signals::switching_in(this, f);
     t_fiber = f;
     f->state.store(FiberState::running, std::memory_order_relaxed);
     // Only this thread writes it: a plain add, no locked instruction; the
@@ -269,6 +273,10 @@ void Hub::post(RemoteItem* item) {
             remote_head_ = item;
         remote_tail_ = item;
     }
+    wake();
+}
+
+void Hub::wake() {
     if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
         uint64_t one = 1;
         native::sys(SYS_write, wakeup_fd_, reinterpret_cast<long>(&one), sizeof one);
