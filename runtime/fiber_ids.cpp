@@ -6,7 +6,6 @@
 #include "fiber.h"
 #include "hub.h"
 #include "native.h"
-#include "signals.h"
 
 namespace greenld::fiber_ids {
 
@@ -31,27 +30,20 @@ Fiber* find(Table& t, uint32_t id) {
 
 }  // namespace
 
-// Every section below holds the table's lock, and add/remove call malloc
-// under it: a signal handler must not run inside them on a hub thread
-// (signals::Critical), as one that sends a signal takes the lock again.
-
 void add(Fiber* f) {
     Table& t = table();
-    signals::Critical c;
     native::LockGuard g(t.lock);
     t.by_id[f->id] = f;
 }
 
 void remove(Fiber* f) {
     Table& t = table();
-    signals::Critical c;
     native::LockGuard g(t.lock);
     t.by_id.erase(f->id);
 }
 
 Hub* hub_of(uint32_t id) {
     Table& t = table();
-    signals::Critical c;
     native::LockGuard g(t.lock);
     Fiber* f = find(t, id);
     return f ? f->hub : nullptr;
@@ -59,7 +51,6 @@ Hub* hub_of(uint32_t id) {
 
 Fiber* on_this_hub(uint32_t id) {
     Table& t = table();
-    signals::Critical c;
     native::LockGuard g(t.lock);
     Fiber* f = find(t, id);
     return f && f->hub == Hub::current() ? f : nullptr;
@@ -67,7 +58,6 @@ Fiber* on_this_hub(uint32_t id) {
 
 bool parked(uint32_t id) {
     Table& t = table();
-    signals::Critical c;
     native::LockGuard g(t.lock);
     Fiber* f = find(t, id);
     return !f || f->state.load(std::memory_order_acquire) == FiberState::parked;
@@ -75,7 +65,6 @@ bool parked(uint32_t id) {
 
 size_t count() {
     Table& t = table();
-    signals::Critical c;
     native::LockGuard g(t.lock);
     return t.by_id.size();
 }

@@ -22,7 +22,6 @@
 namespace greenld::signals {
 
 HubInbox g_inbox[64];
-thread_local int t_critical = 0;
 
 namespace {
 
@@ -50,6 +49,51 @@ void send_to_this_thread(int sig) {
 }
 
 int lowest(Mask m) { return __builtin_ctzll(m) + 1; }
+
+// Program handlers the trampoline runs may have interrupted malloc, so what
+// they call of ours must not allocate or free (assign, take_directed and
+// new_directed ask inside_handler()). Counted per fiber (a handler may
+// park, and its hub then runs other fibers), per thread on native threads.
+thread_local int t_native_in_handler = 0;
+
+class InHandler {
+public:
+    InHandler() : f_(Hub::current_fiber()) {
+        if (!f_) {
+            ++t_native_in_handler;
+        } else if (f_->sig.in_handler++ == 0) {
+            f_->sig.handler_frame = __builtin_frame_address(0);
+        }
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+    }
+    ~InHandler() {
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        if (!f_)
+            --t_native_in_handler;
+        else if (f_->sig.in_handler > 0)
+            --f_->sig.in_handler;
+    }
+    InHandler(const InHandler&) = delete;
+    InHandler& operator=(const InHandler&) = delete;
+
+private:
+    Fiber* f_;
+};
+
+// A handler that left by siglongjmp never decremented its count: a fiber
+// whose code runs on its own stack above the outermost handler's frame (or
+// whose handler ran on the alternate stack) is no longer inside it.
+bool inside_handler() {
+    Fiber* f = Hub::current_fiber();
+    if (!f) return !Hub::current() && t_native_in_handler > 0;
+    if (!f->sig.in_handler) return false;
+    const void* here = __builtin_frame_address(0);
+    if (f->stack.contains(here) && (!f->stack.contains(f->sig.handler_frame) || here > f->sig.handler_frame)) {
+        f->sig.in_handler = 0;
+        return false;
+    }
+    return true;
+}
 
 void on_signal(int sig, siginfo_t* info, void* ucv);
 
@@ -182,10 +226,12 @@ siginfo_t synthesized_info(int sig, int code) {
     return info;
 }
 
-// Makes `sig` pending for `f` with `info`. On f's hub thread, never in
-// signal context (it may allocate).
+// Makes `sig` pending for `f` with `info`. On f's hub thread. Inside a
+// handler the trampoline runs, a fiber that never had a signal's info
+// stored gets none (its handler sees what tgkill would give): the first
+// needs malloc, which the handler may have interrupted.
 void assign(Fiber* f, int sig, const siginfo_t& info) {
-    if (!f->sig.infos) {
+    if (!f->sig.infos && !inside_handler()) {
         Critical in_malloc;
         f->sig.infos = new (std::nothrow) siginfo_t[kMaxSignal];
     }
@@ -301,7 +347,8 @@ DirectedSignal* new_directed() {
                 return &g_directed_slab[w * 64 + b];
         }
     }
-    return new (std::nothrow) DirectedSignal;
+    // Not inside a handler: it may have interrupted malloc.
+    return inside_handler() ? nullptr : new (std::nothrow) DirectedSignal;
 }
 
 bool from_slab(const DirectedSignal* d) {
@@ -334,7 +381,10 @@ void push_directed(HubInbox& in, DirectedSignal* first, DirectedSignal* last) {
 // kernel drops a signal for a thread that exited.
 void take_directed(HubSignals& hs) {
     HubInbox& in = inbox(hs);
-    if (!in.directed.load(std::memory_order_relaxed)) return;
+    // Inside a handler the trampoline runs (a safe point it reaches, such
+    // as a mask change) they stay: assign and free may allocate; a poke
+    // takes the running fiber's (run_owed_inline).
+    if (!in.directed.load(std::memory_order_relaxed) || inside_handler()) return;
     Critical in_libc;
     DirectedSignal* list = in.directed.exchange(nullptr, std::memory_order_acquire);
     DirectedSignal* fifo = nullptr;  // the inbox is newest first
@@ -406,7 +456,7 @@ void queue_on_hub(Hub* hub, Fiber* f, int sig, const siginfo_t* info) {
 // In the trampoline: may the running fiber's handler run here? Not if the
 // hub thread is inside the runtime (a lock, a run queue, the loop may be
 // mid-change).
-bool in_program_code(void* ucv) { return !t_critical && !in_runtime(interrupted_pc(ucv)); }
+bool in_program_code(void* ucv) { return !native::t_critical && !in_runtime(interrupted_pc(ucv)); }
 
 // The running fiber accepts the signal and was in program code: run the
 // handler right here, as the kernel interrupts a running thread. The kernel
@@ -426,7 +476,10 @@ void run_inline(Hub* hub, Fiber* f, int sig, siginfo_t* info, void* ucv) {
     count(hs, saved, during);
     f->sig.blocked = during;
     if (a.flags & SA_RESETHAND) reset_to_default(sig);
-    call_handler(sig, a, info, ucv);
+    {
+        InHandler in_handler;
+        call_handler(sig, a, info, ucv);
+    }
     count(hs, f->sig.blocked, saved);
     f->sig.blocked = saved;
     // The kernel restores the interrupted mask at sigreturn; if the handler
@@ -532,6 +585,7 @@ void on_signal(int sig, siginfo_t* info, void* ucv) {
             default_action(sig);
         } else if (a.handler != reinterpret_cast<void*>(SIG_IGN)) {
             if (a.flags & SA_RESETHAND) reset_to_default(sig);
+            InHandler in_handler;
             call_handler(sig, a, info, ucv);
         }
     } else if (f && (accepted_by(f) & bit(sig)) && in_program_code(ucv)) {

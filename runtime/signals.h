@@ -45,6 +45,7 @@
 #include <cstdint>
 
 #include "deadline.h"
+#include "native.h"
 
 namespace greenld {
 
@@ -70,6 +71,8 @@ struct FiberSignals {
     bool handler_ran = false;       // cleared by Hub::prepare_park
     bool handlers_restart = false;
     bool listed = false;            // in its hub's fiber list
+    int in_handler = 0;             // handlers the trampoline runs for it (signals.cpp)
+    const void* handler_frame = nullptr;  // the outermost one's frame
     siginfo_t* infos = nullptr;     // info of each pending signal, on first need
     Fiber* prev = nullptr;          // the hub's fiber list (routing)
     Fiber* next = nullptr;
@@ -106,20 +109,19 @@ extern HubInbox g_inbox[64];
 constexpr int kPokeSignal = config::kSampleSignal;
 constexpr int64_t kPokeDelayNs = 200000;
 
-// Runtime code that calls into libc (malloc) while it holds a runtime lock
-// or has signal state mid-change: the trampoline treats the hub thread as
-// inside the runtime whatever its pc says (in_runtime() sees only pcs).
-// Cold paths only (a fiber's creation and exit, a signal's routing).
-extern thread_local int t_critical;
+// Runtime code that calls into libc (malloc) with signal state mid-change
+// (a held native::Mutex counts already): the trampoline treats the hub
+// thread as inside the runtime whatever its pc says (in_runtime() sees
+// only pcs). Cold paths only (a signal's routing, the first signal info).
 class Critical {
 public:
     Critical() {
-        ++t_critical;
+        ++native::t_critical;
         std::atomic_signal_fence(std::memory_order_seq_cst);
     }
     ~Critical() {
         std::atomic_signal_fence(std::memory_order_seq_cst);
-        --t_critical;
+        --native::t_critical;
     }
     Critical(const Critical&) = delete;
     Critical& operator=(const Critical&) = delete;
