@@ -543,12 +543,18 @@ void run_owed_inline(Hub* hub, Fiber* f, void* ucv) {
 
 // The poke (a timer signal of the hub's own, kPokeSignal): something may be
 // owed to the running fiber. Nothing runs in the hub's context: it looks
-// before its next switch (switching_in).
+// before its next switch (switching_in), but it may have looked just
+// before a sender's push whose poke lands here: then once more later.
 void on_poke(void* ucv) {
     Hub* hub = Hub::current();
     Fiber* f = Hub::current_fiber();
-    if (!hub || !f || !config::patched_if_known(config::kPatchSignal, true)) return;
+    if (!hub || !config::patched_if_known(config::kPatchSignal, true)) return;
     HubSignals& hs = state(hub);
+    if (!f) {
+        if (arrived(hs).load(std::memory_order_relaxed) || inbox(hs).directed.load(std::memory_order_relaxed))
+            poke(hs, kPokeDelayNs);
+        return;
+    }
     const Mask accept = accepted_by(f);
     if (!((f->sig.pending.load(std::memory_order_relaxed) | arrived(hs).load(std::memory_order_acquire)) & accept) &&
         !directed_for(inbox(hs), f, accept))
