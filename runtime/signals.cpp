@@ -128,8 +128,10 @@ struct HubSignals {
     long tid = 0;              // the hub thread's kernel id
     Fiber* head = nullptr;     // the hub's started fibers
     // The kernel timer that pokes the hub thread (-1: none); armed from
-    // any thread.
+    // any thread. poke_at: when it is armed to fire (monotonic ns, 0: not
+    // armed), so that a later request does not postpone an earlier one.
     std::atomic<int> poke_timer{-1};
+    std::atomic<uint64_t> poke_at{0};
 };
 
 HubSignals g_hubs[Runtime::kMaxHubs];
@@ -142,11 +144,17 @@ std::atomic<Mask>& arrived(const HubSignals& hs) { return inbox(hs).arrived; }
 // The value a poke carries (si_value), which nothing else sends.
 char g_poke_marker;
 
-// Pokes the hub thread after `ns`: async-signal-safe, from any thread. An
-// earlier expiry is replaced: a sender pokes at once (1 ns).
+// Pokes the hub thread after `ns` at the latest: async-signal-safe, from
+// any thread. A sender pokes at once (1 ns); a flood of deferred signals
+// does not keep pushing the poke back.
 void poke(HubSignals& hs, int64_t ns) {
     const int timer = hs.poke_timer.load(std::memory_order_acquire);
     if (timer < 0) return;
+    const uint64_t at = native::monotonic_ns() + uint64_t(ns);
+    uint64_t armed = hs.poke_at.load(std::memory_order_relaxed);
+    do {
+        if (armed && armed <= at) return;
+    } while (!hs.poke_at.compare_exchange_weak(armed, at, std::memory_order_relaxed));
     struct itimerspec its;
     memset(&its, 0, sizeof its);
     its.it_value.tv_sec = ns / 1000000000;
@@ -550,6 +558,7 @@ void on_poke(void* ucv) {
     Fiber* f = Hub::current_fiber();
     if (!hub || !config::patched_if_known(config::kPatchSignal, true)) return;
     HubSignals& hs = state(hub);
+    hs.poke_at.store(0, std::memory_order_relaxed);
     if (!f) {
         if (arrived(hs).load(std::memory_order_relaxed) || inbox(hs).directed.load(std::memory_order_relaxed))
             poke(hs, kPokeDelayNs);
@@ -716,6 +725,7 @@ void forget(HubSignals& hs) {
     inbox(hs).directed.store(nullptr, std::memory_order_relaxed);
     // A fork child has none of its parent's timers.
     hs.poke_timer.store(-1, std::memory_order_relaxed);
+    hs.poke_at.store(0, std::memory_order_relaxed);
     for (int& b : hs.blocking) b = 0;
     hs.fibers = 0;
     hs.kernel_mask = 0;
