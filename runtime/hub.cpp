@@ -108,7 +108,7 @@ void Hub::run() {
 void Hub::switch_to(Fiber* f) {
     // Signals owed to it, or left on the hub, before it runs program code
     // (signals.h, "Pokes").
-    if (signals::switch_in_owed(index_, f->sig.pending.load(std::memory_order_relaxed), f->sig.blocked)) [[unlikely]]
+    if (signals::switch_in_owed(index_, f->sig_hint)) [[unlikely]]
         signals::switching_in(this, f);
     t_fiber = f;
     f->state.store(FiberState::running, std::memory_order_relaxed);

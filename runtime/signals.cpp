@@ -245,6 +245,7 @@ void assign(Fiber* f, int sig, const siginfo_t& info) {
     }
     if (f->sig.infos) f->sig.infos[sig - 1] = info;
     f->sig.pending.fetch_or(bit(sig), std::memory_order_relaxed);
+    f->sig_hint = true;
 }
 
 siginfo_t info_of(const Fiber* f, int sig) {
@@ -1086,7 +1087,11 @@ void on_hub_wakeup(Hub* hub) {
 
 void switching_in(Hub* hub, Fiber* f) {
     on_hub_wakeup(hub);
-    if (f->sig.pending.load(std::memory_order_relaxed) & ~f->sig.blocked) poke(state(hub), kPokeDelayNs);
+    // One it blocks needs no poke: unblocking it is a safe point.
+    if (f->sig.pending.load(std::memory_order_relaxed) & ~f->sig.blocked)
+        poke(state(hub), kPokeDelayNs);
+    else
+        f->sig_hint = false;
 }
 
 void reset_in_child(Fiber* forker) {

@@ -254,10 +254,10 @@ Fiber* first_fiber(Hub* hub);
 void hub_thread_started(Hub* hub);
 // Hub context, before switching to `f`: is anything owed that it must look
 // at? Inline: it runs on every switch.
-inline bool switch_in_owed(int hub_index, const Mask pending, const Mask blocked) {
+inline bool switch_in_owed(int hub_index, bool fiber_hint) {
     const HubInbox& in = g_inbox[hub_index];
-    return (pending & ~blocked) | in.arrived.load(std::memory_order_relaxed) |
-           reinterpret_cast<uintptr_t>(in.directed.load(std::memory_order_relaxed));
+    return fiber_hint | (in.arrived.load(std::memory_order_relaxed) != 0) |
+           (in.directed.load(std::memory_order_relaxed) != nullptr);
 }
 // ... and if so: routes what the hub holds, and pokes the hub after
 // kPokeDelayNs if `f` has a handler to run (it will be in program code by then).
