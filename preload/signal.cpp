@@ -193,6 +193,7 @@ GREENLD_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigact
             kernel_act.sa_flags = caught         ? (act->sa_flags | SA_SIGINFO) & ~SA_RESETHAND
                                   : kick_default ? SA_SIGINFO  // never SA_RESTART: the kick must interrupt
                                                  : SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+            if (sig == signals::kPokeSignal) kernel_act.sa_flags &= ~SA_ONSTACK;  // signals.h
             to_kernel = &kernel_act;
         }
         // Recorded before the kernel can call the trampoline with it.
@@ -209,6 +210,7 @@ GREENLD_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigact
             constexpr int kOurs = SA_SIGINFO | SA_RESETHAND;
             old->sa_handler = reinterpret_cast<Handler>(before.handler);
             old->sa_flags = (kernel_old.sa_flags & ~kOurs) | (before.flags & kOurs);
+            if (sig == signals::kPokeSignal) old->sa_flags = (old->sa_flags & ~SA_ONSTACK) | (before.flags & SA_ONSTACK);
         }
     }
     return 0;

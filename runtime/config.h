@@ -79,7 +79,8 @@ int dump_signal();
 // (uncatchable, a fault, glibc-internal, or kSampleSignal).
 bool parse_signal(const char* text, int* sig);
 // The signal the monitor sends a hub thread to take its backtrace; in use
-// (and refused as a dump signal) only while diagnostics are on.
+// (and refused as a dump signal) only while diagnostics are on. Each hub's
+// timer also sends it to poke the hub for signals (signals.h, kPokeSignal).
 constexpr int kSampleSignal = 64;  // SIGRTMAX on Linux/glibc
 // The signal that interrupts a blocking-call pool thread's call (signals.h).
 constexpr int kPoolKickSignal = 63;  // SIGRTMAX-1

@@ -72,6 +72,10 @@ public:
 
     std::atomic<FiberState> state{FiberState::runnable};
     WakeReason wake_reason = WakeReason::none;
+    // A signal may be pending for it (signals.cpp sets it with sig.pending,
+    // its hub clears it when none is owed): what the switch reads, on the
+    // cache line it touches anyway, rather than sig.
+    bool sig_hint = false;
     int wake_error = 0;
     ev_timer timer;           // the deadline of the current park
     RemoteItem remote;        // how another hub hands it back to its own hub

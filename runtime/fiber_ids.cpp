@@ -56,6 +56,13 @@ Fiber* on_this_hub(uint32_t id) {
     return f && f->hub == Hub::current() ? f : nullptr;
 }
 
+bool parked(uint32_t id) {
+    Table& t = table();
+    native::LockGuard g(t.lock);
+    Fiber* f = find(t, id);
+    return !f || f->state.load(std::memory_order_acquire) == FiberState::parked;
+}
+
 size_t count() {
     Table& t = table();
     native::LockGuard g(t.lock);

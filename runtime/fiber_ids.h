@@ -27,6 +27,9 @@ void add(Fiber* f);
 void remove(Fiber* f);
 Hub* hub_of(uint32_t id);
 Fiber* on_this_hub(uint32_t id);
+// From any thread: is the fiber parked (or gone)? A signal for it then
+// needs no poke of its hub (signals.cpp).
+bool parked(uint32_t id);
 size_t count();
 
 // fork(): held across it; the child keeps no fiber (its only thread goes on

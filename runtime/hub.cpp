@@ -124,6 +124,10 @@ void Hub::run() {
 }
 
 void Hub::switch_to(Fiber* f) {
+    // Signals owed to it, or left on the hub, before it runs program code
+    // (signals.h, "Pokes").
+    if (signals::switch_in_owed(index_, f->sig_hint)) [[unlikely]]
+        signals::switching_in(this, f);
     t_fiber = f;
     // Lazily: a fiber resumed with nothing else run meanwhile finds its
     // image still live. Off (and free) unless GREENLD_FIBER_TLS=1 found blocks.
@@ -309,6 +313,10 @@ void Hub::post(RemoteItem* item) {
             remote_head_ = item;
         remote_tail_ = item;
     }
+    wake();
+}
+
+void Hub::wake() {
     if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
         uint64_t one = 1;
         native::sys(SYS_write, wakeup_fd_, reinterpret_cast<long>(&one), sizeof one);

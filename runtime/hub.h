@@ -66,6 +66,10 @@ public:
     void post(RemoteItem* item);
     // Wakes the hub's loop; async-signal-safe (signals.cpp's trampoline).
     void wake_from_signal();
+    // The same, merged with other wake-ups not yet seen by the loop; also
+    // async-signal-safe, but not for the trampoline of this hub's thread
+    // (the merging flag's owner may be the code it interrupted).
+    void wake();
 
     int index() const { return index_; }
     // The hub's OS thread id: what glibc and the kernel write into a lock

@@ -77,6 +77,8 @@ static inline void cpu_relax() {
 #endif
 }
 
+thread_local int t_critical = 0;
+
 void Mutex::lock_slow() {
     for (int spin = 0; spin < 64; ++spin) {
         uint32_t c = 0;

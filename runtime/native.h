@@ -30,16 +30,27 @@ uint64_t realtime_ns();
 long futex_wait(std::atomic<uint32_t>* word, uint32_t expected, int64_t timeout_ns = -1);
 void futex_wake(std::atomic<uint32_t>* word, int count);
 
+// Sections of runtime code on this OS thread where no program signal handler
+// may run, even if the interrupted pc is in libc (malloc called under a
+// lock): every held Mutex, and signals::Critical. Read by the trampoline
+// (signals.cpp).
+extern thread_local int t_critical;
+
 // A small lock for runtime-internal data shared between OS threads. Never
-// held across a fiber switch. (Drepper's three-state futex mutex.)
+// held across a fiber switch. (Drepper's three-state futex mutex.) While
+// held, the thread is critical (t_critical): a handler that takes the same
+// lock again (one that sends a signal) cannot run inside it.
 class Mutex {
 public:
     void lock() {
         uint32_t c = 0;
-        if (word_.compare_exchange_strong(c, 1, std::memory_order_acquire)) return;
-        lock_slow();
+        if (!word_.compare_exchange_strong(c, 1, std::memory_order_acquire)) lock_slow();
+        ++t_critical;
+        std::atomic_signal_fence(std::memory_order_seq_cst);
     }
     void unlock() {
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        --t_critical;
         if (word_.exchange(0, std::memory_order_release) == 2) futex_wake(&word_, 1);
     }
 private:

@@ -23,6 +23,8 @@
 
 namespace greenld::signals {
 
+HubInbox g_inbox[64];
+
 namespace {
 
 // ---------------------------------------------------------------- kernel
@@ -50,6 +52,51 @@ void send_to_this_thread(int sig) {
 
 int lowest(Mask m) { return __builtin_ctzll(m) + 1; }
 
+// Program handlers the trampoline runs may have interrupted malloc, so what
+// they call of ours must not allocate or free (assign, take_directed and
+// new_directed ask inside_handler()). Counted per fiber (a handler may
+// park, and its hub then runs other fibers), per thread on native threads.
+thread_local int t_native_in_handler = 0;
+
+class InHandler {
+public:
+    InHandler() : f_(Hub::current_fiber()) {
+        if (!f_) {
+            ++t_native_in_handler;
+        } else if (f_->sig.in_handler++ == 0) {
+            f_->sig.handler_frame = __builtin_frame_address(0);
+        }
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+    }
+    ~InHandler() {
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        if (!f_)
+            --t_native_in_handler;
+        else if (f_->sig.in_handler > 0)
+            --f_->sig.in_handler;
+    }
+    InHandler(const InHandler&) = delete;
+    InHandler& operator=(const InHandler&) = delete;
+
+private:
+    Fiber* f_;
+};
+
+// A handler that left by siglongjmp never decremented its count: a fiber
+// whose code runs on its own stack above the outermost handler's frame (or
+// whose handler ran on the alternate stack) is no longer inside it.
+bool inside_handler() {
+    Fiber* f = Hub::current_fiber();
+    if (!f) return !Hub::current() && t_native_in_handler > 0;
+    if (!f->sig.in_handler) return false;
+    const void* here = __builtin_frame_address(0);
+    if (f->stack.contains(here) && (!f->stack.contains(f->sig.handler_frame) || here > f->sig.handler_frame)) {
+        f->sig.in_handler = 0;
+        return false;
+    }
+    return true;
+}
+
 void on_signal(int sig, siginfo_t* info, void* ucv);
 
 // Faults go to the thread that caused them: never blocked on a hub (a
@@ -73,8 +120,8 @@ std::atomic<int> g_flags[kMaxSignal + 1];
 // ---------------------------------------------------------------- hubs
 
 struct HubSignals {
-    // Filled by the trampoline (signal context), emptied on the hub thread.
-    std::atomic<Mask> arrived{0};
+    // Filled by the trampoline (signal context), emptied on the hub thread;
+    // which of them are set: g_inbox[hub].arrived.
     siginfo_t info[kMaxSignal];
     // Hub-thread only.
     int blocking[kMaxSignal];  // fibers of the hub blocking each signal
@@ -84,11 +131,58 @@ struct HubSignals {
     bool vforking = false;     // between vfork_begin and vfork_end
     uintptr_t alt_lo = 0, alt_hi = 0;  // the thread's kernel alternate stack
     Fiber* head = nullptr;     // the hub's started fibers
+    // The kernel timer that pokes the hub thread (-1: none); armed from
+    // any thread. poke_at: when it is armed to fire (monotonic ns, 0: not
+    // armed), so that a later request does not postpone an earlier one.
+    std::atomic<int> poke_timer{-1};
+    std::atomic<uint64_t> poke_at{0};
 };
 
 HubSignals g_hubs[Runtime::kMaxHubs];
+static_assert(Runtime::kMaxHubs == sizeof g_inbox / sizeof g_inbox[0]);
 
 HubSignals& state(Hub* hub) { return g_hubs[hub->index()]; }
+HubInbox& inbox(const HubSignals& hs) { return g_inbox[&hs - g_hubs]; }
+std::atomic<Mask>& arrived(const HubSignals& hs) { return inbox(hs).arrived; }
+
+// The value a poke carries (si_value), which nothing else sends.
+char g_poke_marker;
+
+// Pokes the hub thread after `ns` at the latest: async-signal-safe, from
+// any thread. A sender pokes at once (1 ns); a flood of deferred signals
+// does not keep pushing the poke back.
+void poke(HubSignals& hs, int64_t ns) {
+    const int timer = hs.poke_timer.load(std::memory_order_acquire);
+    if (timer < 0) return;
+    const uint64_t at = native::monotonic_ns() + uint64_t(ns);
+    uint64_t armed = hs.poke_at.load(std::memory_order_relaxed);
+    do {
+        if (armed && armed <= at) return;
+    } while (!hs.poke_at.compare_exchange_weak(armed, at, std::memory_order_relaxed));
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    its.it_value.tv_sec = ns / 1000000000;
+    its.it_value.tv_nsec = ns % 1000000000;
+    native::sys(SYS_timer_settime, timer, 0, reinterpret_cast<long>(&its), 0);
+}
+
+void create_poke_timer(HubSignals& hs) {
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = kPokeSignal;
+    sev.sigev_value.sival_ptr = &g_poke_marker;
+    sev._sigev_un._tid = int(hs.tid);
+    int timer = -1;  // the kernel's timer_t is an int
+    const long rc = native::sys(SYS_timer_create, CLOCK_MONOTONIC, reinterpret_cast<long>(&sev),
+                                reinterpret_cast<long>(&timer));
+    if (rc < 0) {
+        diag::message("cannot create the timer that interrupts a hub for signals (errno %ld): a signal for a "
+                      "fiber that computes waits for its next blocking call", -rc);
+        return;
+    }
+    hs.poke_timer.store(timer, std::memory_order_release);
+}
 
 void count(HubSignals& hs, Mask from, Mask to) {
     for (Mask d = from ^ to; d; d &= d - 1) {
@@ -144,12 +238,18 @@ siginfo_t synthesized_info(int sig, int code) {
     return info;
 }
 
-// Makes `sig` pending for `f` with `info`. On f's hub thread, never in
-// signal context (it may allocate).
+// Makes `sig` pending for `f` with `info`. On f's hub thread. Inside a
+// handler the trampoline runs, a fiber that never had a signal's info
+// stored gets none (its handler sees what tgkill would give): the first
+// needs malloc, which the handler may have interrupted.
 void assign(Fiber* f, int sig, const siginfo_t& info) {
-    if (!f->sig.infos) f->sig.infos = new (std::nothrow) siginfo_t[kMaxSignal];
+    if (!f->sig.infos && !inside_handler()) {
+        Critical in_malloc;
+        f->sig.infos = new (std::nothrow) siginfo_t[kMaxSignal];
+    }
     if (f->sig.infos) f->sig.infos[sig - 1] = info;
     f->sig.pending.fetch_or(bit(sig), std::memory_order_relaxed);
+    f->sig_hint = true;
 }
 
 siginfo_t info_of(const Fiber* f, int sig) {
@@ -178,7 +278,7 @@ void interrupt(Fiber* f, int sig) {
 void claim(HubSignals& hs, Fiber* f, Mask bits) {
     for (; bits; bits &= bits - 1) {
         int sig = lowest(bits);
-        if (!(hs.arrived.fetch_and(~bit(sig), std::memory_order_acq_rel) & bit(sig))) continue;
+        if (!(arrived(hs).fetch_and(~bit(sig), std::memory_order_acq_rel) & bit(sig))) continue;
         assign(f, sig, hs.info[sig - 1]);
     }
 }
@@ -355,6 +455,93 @@ bool run_for_fiber(Fiber* f, int sig, siginfo_t* info) {
     return true;
 }
 
+// ---------------------------------------------------------------- directed signals
+
+// pthread_kill and tgkill are async-signal-safe: a handler may send one
+// while the interrupted code is inside malloc. DirectedSignals come from a
+// fixed slab claimed by atomic bit operations; only when it is exhausted
+// does the heap help.
+constexpr int kSlabWords = 4;
+DirectedSignal g_directed_slab[kSlabWords * 64];
+std::atomic<uint64_t> g_directed_used[kSlabWords];
+
+DirectedSignal* new_directed() {
+    for (int w = 0; w < kSlabWords; ++w) {
+        uint64_t used = g_directed_used[w].load(std::memory_order_relaxed);
+        while (~used) {
+            const int b = __builtin_ctzll(~used);
+            if (g_directed_used[w].compare_exchange_weak(used, used | (uint64_t(1) << b), std::memory_order_acquire))
+                return &g_directed_slab[w * 64 + b];
+        }
+    }
+    // Not inside a handler: it may have interrupted malloc.
+    return inside_handler() ? nullptr : new (std::nothrow) DirectedSignal;
+}
+
+bool from_slab(const DirectedSignal* d) {
+    const ptrdiff_t i = d - g_directed_slab;
+    return i >= 0 && i < kSlabWords * 64;
+}
+
+// Async-signal-safe for slab items only.
+void free_directed(DirectedSignal* d) {
+    const ptrdiff_t i = d - g_directed_slab;
+    if (from_slab(d))
+        g_directed_used[i / 64].fetch_and(~(uint64_t(1) << (i % 64)), std::memory_order_release);
+    else
+        delete d;
+}
+
+// Pushes the chain first..last (linked by next) on the inbox: any thread,
+// async-signal-safe. Only the hub thread takes from it, always the whole
+// list at once (exchange), so a node is never freed under a reader.
+void push_directed(HubInbox& in, DirectedSignal* first, DirectedSignal* last) {
+    DirectedSignal* head = in.directed.load(std::memory_order_relaxed);
+    do {
+        last->next = head;
+    } while (!in.directed.compare_exchange_weak(head, first, std::memory_order_release, std::memory_order_relaxed));
+}
+
+// Hub thread, normal context (the hub's loop, a switch, a fiber's safe
+// point): each directed signal becomes pending for its fiber, which is
+// interrupted if parked. One whose fiber has ended is dropped, as the
+// kernel drops a signal for a thread that exited.
+void take_directed(HubSignals& hs) {
+    HubInbox& in = inbox(hs);
+    // Inside a handler the trampoline runs (a safe point it reaches, such
+    // as a mask change) they stay: assign and free may allocate; a poke
+    // takes the running fiber's (run_owed_inline).
+    if (!in.directed.load(std::memory_order_relaxed) || inside_handler()) return;
+    Critical in_libc;
+    DirectedSignal* list = in.directed.exchange(nullptr, std::memory_order_acquire);
+    DirectedSignal* fifo = nullptr;  // the inbox is newest first
+    while (list) {
+        DirectedSignal* next = list->next;
+        list->next = fifo;
+        fifo = list;
+        list = next;
+    }
+    while (fifo) {
+        DirectedSignal* next = fifo->next;
+        if (fifo->sig) {
+            if (Fiber* f = fiber_ids::on_this_hub(fifo->target)) {
+                assign(f, fifo->sig, fifo->info);
+                interrupt(f, fifo->sig);
+            }
+        }
+        free_directed(fifo);
+        fifo = next;
+    }
+}
+
+// Signal context: is a directed signal that `f` accepts waiting for it?
+// Safe to walk: nodes leave the inbox only on this thread, which is here.
+bool directed_for(const HubInbox& in, const Fiber* f, Mask accept) {
+    for (const DirectedSignal* d = in.directed.load(std::memory_order_acquire); d; d = d->next)
+        if (d->sig && d->target == f->id && (accept & bit(d->sig))) return true;
+    return false;
+}
+
 // ---------------------------------------------------------------- trampoline
 
 // Executable ranges of our own code and libev's: a fiber interrupted there
@@ -382,12 +569,21 @@ uintptr_t interrupted_pc(void* ucv) {
 #endif
 }
 
-void queue_on_hub(Hub* hub, int sig, const siginfo_t* info) {
+// The running fiber `f` (if any) did not take the signal here: it blocks
+// it (the hub routes it to a fiber that accepts it), or it is inside the
+// runtime, and then the hub is poked until it is back in program code.
+void queue_on_hub(Hub* hub, Fiber* f, int sig, const siginfo_t* info) {
     HubSignals& hs = state(hub);
     hs.info[sig - 1] = *info;
-    hs.arrived.fetch_or(bit(sig), std::memory_order_release);
+    arrived(hs).fetch_or(bit(sig), std::memory_order_release);
     hub->wake_from_signal();
+    if (f && (accepted_by(f) & bit(sig))) poke(hs, kPokeDelayNs);
 }
+
+// In the trampoline: may the running fiber's handler run here? Not if the
+// hub thread is inside the runtime (a lock, a run queue, the loop may be
+// mid-change).
+bool in_program_code(void* ucv) { return !native::t_critical && !in_runtime(interrupted_pc(ucv)); }
 
 // The handler's part of run_inline, on the stack it runs on (`top`: 0 if
 // here). The kernel has already blocked sa_mask|sig on the hub thread; the
@@ -401,7 +597,10 @@ void handle_inline(Hub* hub, Fiber* f, int sig, const Action& a, siginfo_t* info
     count(hs, saved, during);
     f->sig.blocked = during;
     if (a.flags & SA_RESETHAND) reset_to_default(sig);
-    call_on_fiber_stack(f, sig, a, info, uc, isp, top);
+    {
+        InHandler in_handler;
+        call_on_fiber_stack(f, sig, a, info, uc, isp, top);
+    }
     count(hs, f->sig.blocked, saved);
     f->sig.blocked = saved;
     // The kernel restores the interrupted mask at sigreturn; if the handler
@@ -497,8 +696,89 @@ void run_inline(Hub* hub, Fiber* f, int sig, siginfo_t* info, void* ucv, int sav
     handle_inline(hub, f, sig, a, info, uc, isp, top);
 }
 
+// A poke found the running fiber in program code: it runs here, lowest
+// signal first, the handlers it is owed (its own pending signals, those
+// queued on the hub that it accepts, and those directed at it), as the
+// kernel runs a running thread's. Nothing is held while a handler runs (it
+// may siglongjmp out): the directed signals of other fibers, and those it
+// blocks, are back in the inbox for the hub's loop by then.
+void run_owed_inline(Hub* hub, Fiber* f, void* ucv, int saved_errno) {
+    HubSignals& hs = state(hub);
+    HubInbox& in = inbox(hs);
+    for (;;) {
+        const Mask accept = accepted_by(f);
+        const Mask own = f->sig.pending.load(std::memory_order_relaxed) & accept;
+        const Mask queued = arrived(hs).load(std::memory_order_acquire) & accept;
+        DirectedSignal* list = in.directed.exchange(nullptr, std::memory_order_acquire);
+        DirectedSignal** best = nullptr;
+        DirectedSignal* last = nullptr;
+        for (DirectedSignal** link = &list; *link; link = &(*link)->next) {
+            last = *link;
+            if (last->sig && last->target == f->id && (accept & bit(last->sig)) && (!best || last->sig < (*best)->sig))
+                best = link;
+        }
+        const Mask ready = own | queued | (best ? bit((*best)->sig) : 0);
+        const int sig = ready ? lowest(ready) : 0;
+        siginfo_t info;
+        bool take = sig != 0;
+        if (sig && !(own & bit(sig)) && !(queued & bit(sig))) {
+            DirectedSignal* d = *best;
+            info = d->info;
+            if (from_slab(d)) {
+                *best = d->next;
+                free_directed(d);
+                last = nullptr;
+                for (DirectedSignal* x = list; x; x = x->next) last = x;
+            } else {
+                d->sig = 0;  // freed by the hub thread later: no free() in signal context
+            }
+        }
+        if (list) push_directed(in, list, last);
+        if (!sig) break;
+        if (own & bit(sig)) {
+            info = info_of(f, sig);
+            f->sig.pending.fetch_and(~bit(sig), std::memory_order_relaxed);
+        } else if (queued & bit(sig)) {
+            take = arrived(hs).fetch_and(~bit(sig), std::memory_order_acq_rel) & bit(sig);
+            if (take) info = hs.info[sig - 1];
+        }
+        if (take) run_inline(hub, f, sig, &info, ucv, saved_errno);
+    }
+}
+
+// The poke (a timer signal of the hub's own, kPokeSignal): something may be
+// owed to the running fiber. Nothing runs in the hub's context: it looks
+// before its next switch (switching_in), but it may have looked just
+// before a sender's push whose poke lands here: then once more later.
+void on_poke(void* ucv, int saved_errno) {
+    Hub* hub = Hub::current();
+    Fiber* f = Hub::current_fiber();
+    if (!hub || !config::patched_if_known(config::kPatchSignal, true)) return;
+    HubSignals& hs = state(hub);
+    hs.poke_at.store(0, std::memory_order_relaxed);
+    if (!f) {
+        if (arrived(hs).load(std::memory_order_relaxed) || inbox(hs).directed.load(std::memory_order_relaxed))
+            poke(hs, kPokeDelayNs);
+        return;
+    }
+    const Mask accept = accepted_by(f);
+    if (!((f->sig.pending.load(std::memory_order_relaxed) | arrived(hs).load(std::memory_order_acquire)) & accept) &&
+        !directed_for(inbox(hs), f, accept))
+        return;
+    if (!in_program_code(ucv)) {
+        poke(hs, kPokeDelayNs);
+        return;
+    }
+    run_owed_inline(hub, f, ucv, saved_errno);
+}
+
 void on_signal(int sig, siginfo_t* info, void* ucv) {
     const int saved_errno = errno;
+    if (sig == kPokeSignal && info->si_code == SI_TIMER && info->si_value.sival_ptr == &g_poke_marker) {
+        on_poke(ucv, saved_errno);
+        errno = saved_errno;
+        return;
+    }
     if (DiagnosticHook hook = g_diag_hook.load(std::memory_order_acquire); hook && hook(sig, info, ucv)) {
         errno = saved_errno;
         return;
@@ -521,12 +801,13 @@ void on_signal(int sig, siginfo_t* info, void* ucv) {
             default_action(sig);
         } else if (a.handler != reinterpret_cast<void*>(SIG_IGN)) {
             if (a.flags & SA_RESETHAND) reset_to_default(sig);
+            InHandler in_handler;
             call_handler(sig, a, info, ucv);
         }
-    } else if (fault || (f && (accepted_by(f) & bit(sig)) && !in_runtime(interrupted_pc(ucv)))) {
+    } else if (fault || (f && (accepted_by(f) & bit(sig)) && in_program_code(ucv))) {
         run_inline(hub, f, sig, info, ucv, saved_errno);
     } else {
-        queue_on_hub(hub, sig, info);
+        queue_on_hub(hub, f, sig, info);
     }
     errno = saved_errno;
 }
@@ -585,56 +866,10 @@ void give_back(HubSignals& hs, int sig, siginfo_t info) {
     if (rc < 0) native::sys(SYS_kill, native::sys(SYS_getpid), sig);
 }
 
-// A signal directed at a fiber of another hub, carried to that hub. It names
-// the fiber by id: the fiber may end (and be freed by its joiner) before the
-// item runs, and only its own hub can tell (fiber_ids.h).
-struct KillItem {
-    RemoteItem item;
-    uint32_t target;
-    int sig;
-    siginfo_t info;
-};
-
-// pthread_kill and tgkill are async-signal-safe: a handler may send one
-// while the interrupted code is inside malloc. Items come from a fixed
-// slab claimed by atomic bit operations; only when it is exhausted does
-// the heap help.
-constexpr int kSlabWords = 4;
-KillItem g_kill_slab[kSlabWords * 64];
-std::atomic<uint64_t> g_kill_used[kSlabWords];
-
-KillItem* new_kill_item() {
-    for (int w = 0; w < kSlabWords; ++w) {
-        uint64_t used = g_kill_used[w].load(std::memory_order_relaxed);
-        while (~used) {
-            const int b = __builtin_ctzll(~used);
-            if (g_kill_used[w].compare_exchange_weak(used, used | (uint64_t(1) << b), std::memory_order_acquire))
-                return &g_kill_slab[w * 64 + b];
-        }
-    }
-    return new (std::nothrow) KillItem;
-}
-
-void free_kill_item(KillItem* k) {
-    const ptrdiff_t i = k - g_kill_slab;
-    if (i >= 0 && i < kSlabWords * 64)
-        g_kill_used[i / 64].fetch_and(~(uint64_t(1) << (i % 64)), std::memory_order_release);
-    else
-        delete k;
-}
-
-void run_kill_item(Hub*, RemoteItem* item) {
-    auto* k = reinterpret_cast<KillItem*>(item);
-    if (Fiber* f = fiber_ids::on_this_hub(k->target)) {
-        assign(f, k->sig, k->info);
-        interrupt(f, k->sig);
-    }
-    free_kill_item(k);
-}
-
 // A native caller's signal handler may itself send a signal: the sending
 // path takes runtime locks, so it runs with the caller's signals blocked.
-// (On a hub thread a handler never runs inside runtime code: in_runtime().)
+// (On a hub thread a handler never runs inside runtime code: in_runtime(),
+// Critical.)
 class SignalsHeld {
 public:
     SignalsHeld() : active_(!Hub::current()) {
@@ -654,7 +889,10 @@ private:
 };
 
 // Delivers `sig` with `info` to the live fiber `id` of `hub`. On that hub's
-// thread the fiber is acted on now; from elsewhere the hub is handed an item.
+// thread the fiber is acted on now; from elsewhere the signal goes into the
+// hub's inbox, the hub's loop is woken (a parked fiber is interrupted
+// there), and unless the fiber is parked, the hub is poked at once: it may
+// be running it.
 int deliver_to(Hub* hub, uint32_t id, int sig, const siginfo_t& info) {
     if (hub == Hub::current()) {
         Fiber* f = fiber_ids::on_this_hub(id);
@@ -666,19 +904,29 @@ int deliver_to(Hub* hub, uint32_t id, int sig, const siginfo_t& info) {
             interrupt(f, sig);
         return 0;
     }
-    KillItem* k = new_kill_item();
-    if (!k) return EAGAIN;
-    k->item = RemoteItem{};
-    k->target = id;
-    k->sig = sig;
-    k->info = info;
-    k->item.run = run_kill_item;
-    hub->post(&k->item);
+    DirectedSignal* d = new_directed();
+    if (!d) return EAGAIN;
+    d->target = id;
+    d->sig = sig;
+    d->info = info;
+    HubSignals& hs = state(hub);
+    push_directed(inbox(hs), d, d);
+    hub->wake();
+    // Read after the push (a locked instruction): a fiber seen parked here
+    // is unparked later through a lock or a compare-and-swap, after which
+    // its hub sees the push before switching to it (switching_in). By id,
+    // not by Fiber*: a detached fiber may be gone by now.
+    if (!fiber_ids::parked(id)) poke(hs, 1);
     return 0;
 }
 
 void forget(HubSignals& hs) {
-    hs.arrived.store(0, std::memory_order_relaxed);
+    arrived(hs).store(0, std::memory_order_relaxed);
+    // Pushed by threads that did not survive a fork, or freed with them.
+    inbox(hs).directed.store(nullptr, std::memory_order_relaxed);
+    // A fork child has none of its parent's timers.
+    hs.poke_timer.store(-1, std::memory_order_relaxed);
+    hs.poke_at.store(0, std::memory_order_relaxed);
     for (int& b : hs.blocking) b = 0;
     hs.fibers = 0;
     hs.kernel_mask = 0;
@@ -786,17 +1034,18 @@ bool set_mask(Fiber* f, Mask mask) {
 bool deliverable(const Fiber* f) {
     const Mask accept = accepted_by(f);
     return ((f->sig.pending.load(std::memory_order_relaxed) |
-             g_hubs[f->hub->index()].arrived.load(std::memory_order_relaxed)) &
+             g_inbox[f->hub->index()].arrived.load(std::memory_order_relaxed)) &
             accept) != 0;
 }
 
 bool deliver_pending(Fiber* f) {
     if (!f) return false;
     HubSignals& hs = state(f->hub);
+    take_directed(hs);
     bool ran = false, restart = true;
     for (;;) {
         const Mask accept = accepted_by(f);
-        if (Mask queued = hs.arrived.load(std::memory_order_acquire) & accept) claim(hs, f, queued);
+        if (Mask queued = arrived(hs).load(std::memory_order_acquire) & accept) claim(hs, f, queued);
         const Mask ready = f->sig.pending.load(std::memory_order_relaxed) & accept;
         if (!ready) break;
         const int sig = lowest(ready);
@@ -852,7 +1101,7 @@ int wait_for(Mask set, siginfo_t* info, Deadline deadline) {
     set &= ~kUnblockable;
     int sfd = -1, result = 0;
     for (;;) {
-        if (Mask queued = hs.arrived.load(std::memory_order_acquire) & set) claim(hs, f, queued);
+        if (Mask queued = arrived(hs).load(std::memory_order_acquire) & set) claim(hs, f, queued);
         if (Mask own = f->sig.pending.load(std::memory_order_relaxed) & set) {
             result = lowest(own);
             f->sig.pending.fetch_and(~bit(result), std::memory_order_relaxed);
@@ -1024,6 +1273,7 @@ void hub_thread_started(Hub* hub) {
     forget(hs);
     hs.tid = native::gettid();
     arm_hub_alt_stack(hs);
+    create_poke_timer(hs);
     // Force the first write: the thread inherited its creator's mask.
     hs.kernel_mask = wanted_kernel_mask(hs);
     set_thread_mask(hs.kernel_mask);
@@ -1065,9 +1315,10 @@ void fiber_exiting(Fiber* f) {
 
 void on_hub_wakeup(Hub* hub) {
     HubSignals& hs = state(hub);
-    for (Mask m = hs.arrived.load(std::memory_order_acquire); m; m &= m - 1) {
+    take_directed(hs);
+    for (Mask m = arrived(hs).load(std::memory_order_acquire); m; m &= m - 1) {
         const int sig = lowest(m);
-        if (!(hs.arrived.fetch_and(~bit(sig), std::memory_order_acq_rel) & bit(sig))) continue;
+        if (!(arrived(hs).fetch_and(~bit(sig), std::memory_order_acq_rel) & bit(sig))) continue;
         const siginfo_t info = hs.info[sig - 1];
         if (Fiber* f = choose(hs, sig)) {
             assign(f, sig, info);
@@ -1078,11 +1329,20 @@ void on_hub_wakeup(Hub* hub) {
     }
 }
 
+void switching_in(Hub* hub, Fiber* f) {
+    on_hub_wakeup(hub);
+    // One it blocks needs no poke: unblocking it is a safe point.
+    if (f->sig.pending.load(std::memory_order_relaxed) & ~f->sig.blocked)
+        poke(state(hub), kPokeDelayNs);
+    else
+        f->sig_hint = false;
+}
+
 void reset_in_child(Fiber* forker) {
     if (g_owner_pid.load(std::memory_order_relaxed)) g_owner_pid.store(native::sys(SYS_getpid), std::memory_order_relaxed);
     for (HubSignals& hs : g_hubs) forget(hs);
     // Items posted to hubs that did not survive the fork are gone with them.
-    for (auto& used : g_kill_used) used.store(0, std::memory_order_relaxed);
+    for (auto& used : g_directed_used) used.store(0, std::memory_order_relaxed);
     // The child's only thread goes on natively, with the mask the forking
     // thread had, and (as fork does) no pending signals of its own.
     if (forker) {
@@ -1115,7 +1375,7 @@ void set_diagnostic_hook(DiagnosticHook hook, Mask mask) {
         // for the restorer x86_64 requires.
         struct sigaction sa{};
         sa.sa_sigaction = on_signal;
-        sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART | (sig == kPokeSignal ? 0 : SA_ONSTACK);
         sigemptyset(&sa.sa_mask);
         native::libc_sigaction(sig, &sa);
     }

@@ -18,10 +18,20 @@
 //    only records the signal in the hub's async-signal-safe queue and wakes
 //    the hub: the hub hands it to a fiber that accepts it (a sigwaiter, else
 //    a parked fiber), which it unparks with WakeReason::interrupted.
-//  - Safe points. A fiber runs the handlers of its pending signals only at a
+//  - Safe points. A fiber runs the handlers of its pending signals at a
 //    safe point: the end of a runtime wait (after the wait is undone), a
 //    mask change, a yield. A wait during which a handler ran returns EINTR;
 //    whether the blocking call then restarts is one rule (restarts()).
+//  - Pokes. A fiber that computes reaches no safe point, so a signal that
+//    is owed to a fiber not parked also pokes its hub thread: a per-hub
+//    POSIX timer (SIGEV_THREAD_ID) sends kPokeSignal to it, and the
+//    trampoline, finding the running fiber in program code, runs the owed
+//    handlers there as for a signal the kernel delivered; finding it in the
+//    runtime, it re-arms the timer (kPokeDelayNs). Owed is: sent by another
+//    thread to a fiber not parked (pthread_kill, tgkill, sigqueue: poked at
+//    once), queued because the fiber was in the runtime when the kernel
+//    delivered it, or pending for a fiber the hub switches to. Nothing on
+//    the hot paths but one test in the switch (switch_in_owed()).
 //
 // Nothing here calls a libc function we interpose: the kernel is reached
 // with raw system calls.
@@ -36,6 +46,7 @@
 #include <cstdint>
 
 #include "deadline.h"
+#include "native.h"
 
 namespace greenld {
 
@@ -70,6 +81,8 @@ struct FiberSignals {
     bool handlers_restart = false;
     bool listed = false;            // in its hub's fiber list
     AltStack alt;                   // its sigaltstack (never the kernel's)
+    int in_handler = 0;             // handlers the trampoline runs for it (signals.cpp)
+    const void* handler_frame = nullptr;  // the outermost one's frame
     siginfo_t* infos = nullptr;     // info of each pending signal, on first need
     Fiber* prev = nullptr;          // the hub's fiber list (routing)
     Fiber* next = nullptr;
@@ -78,6 +91,50 @@ struct FiberSignals {
     ~FiberSignals() { delete[] infos; }
     FiberSignals(const FiberSignals&) = delete;
     FiberSignals& operator=(const FiberSignals&) = delete;
+};
+
+// A signal another thread directs at a fiber: its hub's lock-free inbox
+// holds it until the hub thread takes it, in its loop, before a switch, at
+// the fiber's safe point, or in the trampoline for the running fiber.
+struct DirectedSignal {
+    DirectedSignal* next;
+    uint32_t target;  // the fiber's id (it may end before the hub looks)
+    int sig;          // 0: delivered from signal context, only to be freed
+    siginfo_t info;
+};
+
+// Per hub, read before every switch (hub.cpp): signals queued on the hub
+// that no fiber took yet, and directed signals not yet taken.
+struct alignas(64) HubInbox {
+    std::atomic<Mask> arrived{0};
+    std::atomic<DirectedSignal*> directed{nullptr};
+};
+extern HubInbox g_inbox[64];
+
+// The signal of the pokes (the monitor's SIGRTMAX, told apart by its
+// si_code SI_TIMER and value) and how long a poke waits behind a deferral.
+// Its kernel disposition never has SA_ONSTACK: the handlers a poke runs
+// must run on the fiber's stack, not on the alternate stack its hub's
+// fibers share (one of them may park in a handler).
+constexpr int kPokeSignal = config::kSampleSignal;
+constexpr int64_t kPokeDelayNs = 200000;
+
+// Runtime code that calls into libc (malloc) with signal state mid-change
+// (a held native::Mutex counts already): the trampoline treats the hub
+// thread as inside the runtime whatever its pc says (in_runtime() sees
+// only pcs). Cold paths only (a signal's routing, the first signal info).
+class Critical {
+public:
+    Critical() {
+        ++native::t_critical;
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+    }
+    ~Critical() {
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        --native::t_critical;
+    }
+    Critical(const Critical&) = delete;
+    Critical& operator=(const Critical&) = delete;
 };
 
 // ---- dispositions (the sigaction wrappers) ----
@@ -242,6 +299,16 @@ Fiber* first_fiber(Hub* hub);
 // ---- hooks of the hub (hub.cpp) and fork (fork.cpp) ----
 
 void hub_thread_started(Hub* hub);
+// Hub context, before switching to `f`: is anything owed that it must look
+// at? Inline: it runs on every switch.
+inline bool switch_in_owed(int hub_index, bool fiber_hint) {
+    const HubInbox& in = g_inbox[hub_index];
+    return fiber_hint | (in.arrived.load(std::memory_order_relaxed) != 0) |
+           (in.directed.load(std::memory_order_relaxed) != nullptr);
+}
+// ... and if so: routes what the hub holds, and pokes the hub after
+// kPokeDelayNs if `f` has a handler to run (it will be in program code by then).
+void switching_in(Hub* hub, Fiber* f);
 void fiber_spawned(Fiber* f);   // on the creator's thread: inherit its mask
 void fiber_started(Fiber* f);   // on the hub, before the start routine
 void fiber_exiting(Fiber* f);   // on the hub
