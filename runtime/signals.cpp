@@ -242,7 +242,22 @@ siginfo_t synthesized_info(int sig, int code) {
 // handler the trampoline runs, a fiber that never had a signal's info
 // stored gets none (its handler sees what tgkill would give): the first
 // needs malloc, which the handler may have interrupted.
+constexpr int kFirstRealtime = 32;  // the kernel's SIGRTMIN (glibc keeps 32 and 33)
+
 void assign(Fiber* f, int sig, const siginfo_t& info) {
+    if (sig >= kFirstRealtime && (f->sig.pending.load(std::memory_order_relaxed) & bit(sig)) && f->sig.infos) {
+        // A real-time signal already pending: this send queues behind it.
+        if (!f->sig.rt_queue && !inside_handler()) {
+            Critical in_malloc;
+            f->sig.rt_queue = new (std::nothrow) RtQueue;
+        }
+        if (RtQueue* q = f->sig.rt_queue; q && q->count < RtQueue::kCapacity) {
+            q->sig[q->count] = sig;
+            q->info[q->count++] = info;
+        }
+        f->sig_hint = true;
+        return;
+    }
     if (!f->sig.infos && !inside_handler()) {
         Critical in_malloc;
         f->sig.infos = new (std::nothrow) siginfo_t[kMaxSignal];
@@ -257,6 +272,32 @@ siginfo_t info_of(const Fiber* f, int sig) {
     return synthesized_info(sig, SI_USER);
 }
 
+// Takes pending `sig` from f and returns its info; a real-time send queued
+// behind it becomes pending in its place. No allocation (signal context).
+siginfo_t take_pending(Fiber* f, int sig) {
+    const siginfo_t info = info_of(f, sig);
+    if (RtQueue* q = f->sig.rt_queue) {
+        for (int i = 0; i < q->count; ++i) {
+            if (q->sig[i] != sig) continue;
+            f->sig.infos[sig - 1] = q->info[i];
+            for (int j = i + 1; j < q->count; ++j) {
+                q->sig[j - 1] = q->sig[j];
+                q->info[j - 1] = q->info[j];
+            }
+            --q->count;
+            return info;
+        }
+    }
+    f->sig.pending.fetch_and(~bit(sig), std::memory_order_relaxed);
+    return info;
+}
+
+// Drops every pending send of `sig` (an ignored signal, as the kernel
+// discards it).
+void discard(Fiber* f, int sig) {
+    while (f->sig.pending.load(std::memory_order_relaxed) & bit(sig)) take_pending(f, sig);
+}
+
 // Ends the fiber's park if `sig` (just made pending) will do something
 // there: run a handler, take a default action, or end its sigwait. An
 // ignored signal interrupts nothing, as the kernel discards it.
@@ -268,7 +309,7 @@ void interrupt(Fiber* f, int sig) {
     if (f->sig.blocked & bit(sig)) return;
     void* h = g_handler[sig].load(std::memory_order_relaxed);
     if (h == reinterpret_cast<void*>(SIG_IGN) || (h == reinterpret_cast<void*>(SIG_DFL) && ignored_by_default(sig))) {
-        f->sig.pending.fetch_and(~bit(sig), std::memory_order_relaxed);
+        discard(f, sig);
         return;
     }
     Hub::unpark(f, WakeReason::interrupted);
@@ -736,8 +777,7 @@ void run_owed_inline(Hub* hub, Fiber* f, void* ucv, int saved_errno) {
         if (list) push_directed(in, list, last);
         if (!sig) break;
         if (own & bit(sig)) {
-            info = info_of(f, sig);
-            f->sig.pending.fetch_and(~bit(sig), std::memory_order_relaxed);
+            info = take_pending(f, sig);
         } else if (queued & bit(sig)) {
             take = arrived(hs).fetch_and(~bit(sig), std::memory_order_acq_rel) & bit(sig);
             if (take) info = hs.info[sig - 1];
@@ -1049,8 +1089,7 @@ bool deliver_pending(Fiber* f) {
         const Mask ready = f->sig.pending.load(std::memory_order_relaxed) & accept;
         if (!ready) break;
         const int sig = lowest(ready);
-        siginfo_t info = info_of(f, sig);
-        f->sig.pending.fetch_and(~bit(sig), std::memory_order_relaxed);
+        siginfo_t info = take_pending(f, sig);
         const int flags = action(sig).flags;
         if (run_for_fiber(f, sig, &info)) {
             ran = true;
@@ -1104,8 +1143,8 @@ int wait_for(Mask set, siginfo_t* info, Deadline deadline) {
         if (Mask queued = arrived(hs).load(std::memory_order_acquire) & set) claim(hs, f, queued);
         if (Mask own = f->sig.pending.load(std::memory_order_relaxed) & set) {
             result = lowest(own);
-            f->sig.pending.fetch_and(~bit(result), std::memory_order_relaxed);
-            if (info) *info = info_of(f, result);
+            const siginfo_t taken = take_pending(f, result);
+            if (info) *info = taken;
             break;
         }
         // The process's pending signals (and the hub thread's): a signalfd
@@ -1220,11 +1259,14 @@ ChildMask child_mask_begin(bool keep_pending) {
     const long pid = native::sys(SYS_getpid), tid = native::gettid();
     for (Mask m = f->sig.pending.load(std::memory_order_relaxed) & f->sig.blocked; m; m &= m - 1) {
         const int sig = lowest(m);
-        // A thread may queue any info to itself.
-        siginfo_t info = info_of(f, sig);
-        if (native::sys(SYS_rt_tgsigqueueinfo, pid, tid, sig, reinterpret_cast<long>(&info)) < 0) continue;
-        f->sig.pending.fetch_and(~bit(sig), std::memory_order_relaxed);
-        cm.moved |= bit(sig);
+        // A thread may queue any info to itself (a real-time signal's
+        // queue moves whole, in order).
+        while (f->sig.pending.load(std::memory_order_relaxed) & bit(sig)) {
+            siginfo_t info = info_of(f, sig);
+            if (native::sys(SYS_rt_tgsigqueueinfo, pid, tid, sig, reinterpret_cast<long>(&info)) < 0) break;
+            take_pending(f, sig);
+            cm.moved |= bit(sig);
+        }
     }
     return cm;
 }
@@ -1240,8 +1282,8 @@ void child_mask_end(const ChildMask& cm) {
         const Mask one = bit(sig);
         siginfo_t info;
         const struct timespec zero = {0, 0};
-        if (native::sys(SYS_rt_sigtimedwait, reinterpret_cast<long>(&one), reinterpret_cast<long>(&info),
-                        reinterpret_cast<long>(&zero), 8) == sig)
+        while (native::sys(SYS_rt_sigtimedwait, reinterpret_cast<long>(&one), reinterpret_cast<long>(&info),
+                           reinterpret_cast<long>(&zero), 8) == sig)
             assign(f, sig, info);
     }
     HubSignals& hs = state(f->hub);
@@ -1347,6 +1389,7 @@ void reset_in_child(Fiber* forker) {
     // thread had, and (as fork does) no pending signals of its own.
     if (forker) {
         forker->sig.pending.store(0, std::memory_order_relaxed);
+        if (forker->sig.rt_queue) forker->sig.rt_queue->count = 0;
         set_thread_mask(forker->sig.blocked);
         // And the alternate stack the forking thread had.
         stack_t ss{};

@@ -84,11 +84,12 @@ struct FiberSignals {
     int in_handler = 0;             // handlers the trampoline runs for it (signals.cpp)
     const void* handler_frame = nullptr;  // the outermost one's frame
     siginfo_t* infos = nullptr;     // info of each pending signal, on first need
+    struct RtQueue* rt_queue = nullptr;  // real-time sends behind a pending one
     Fiber* prev = nullptr;          // the hub's fiber list (routing)
     Fiber* next = nullptr;
 
     FiberSignals() = default;
-    ~FiberSignals() { delete[] infos; }
+    ~FiberSignals();
     FiberSignals(const FiberSignals&) = delete;
     FiberSignals& operator=(const FiberSignals&) = delete;
 };
@@ -136,6 +137,22 @@ public:
     Critical(const Critical&) = delete;
     Critical& operator=(const Critical&) = delete;
 };
+
+// Real-time signals queue (signal(7)): a send of one already pending for
+// the fiber waits here, in order, and becomes pending when the one before
+// it is taken. Bounded as the kernel bounds a thread's queue
+// (RLIMIT_SIGPENDING): beyond it a send is folded into the pending one.
+struct RtQueue {
+    static constexpr int kCapacity = 32;
+    int count = 0;
+    int sig[kCapacity];
+    siginfo_t info[kCapacity];
+};
+
+inline FiberSignals::~FiberSignals() {
+    delete[] infos;
+    delete rt_queue;
+}
 
 // ---- dispositions (the sigaction wrappers) ----
 
