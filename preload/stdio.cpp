@@ -97,6 +97,9 @@ bool held_by_me(StreamLock* l) { return l->depth && l->owner == lock_owner_id();
 
 }  // namespace
 
+greenld::GlibcFileLock::GlibcFileLock(FILE* fp) : fp_(fp) { next_flockfile(fp); }
+greenld::GlibcFileLock::~GlibcFileLock() { next_funlockfile(fp_); }
+
 StreamLock* greenld::lock_of(FILE* fp) {
     if (!fp) return nullptr;
     uint64_t magic;
@@ -170,9 +173,10 @@ FdEntry* greenld::glibc_stream_entry(FILE* fp, StreamLock** lock) {
 }
 
 void greenld::set_stream_error(FILE* fp, int error) {
-    next_flockfile(fp);
-    fp->_flags |= file_flags::kErrSeen;
-    next_funlockfile(fp);
+    {
+        GlibcFileLock lock(fp);
+        fp->_flags |= file_flags::kErrSeen;
+    }
     errno = error;
 }
 

@@ -59,20 +59,6 @@ next::Symbol<decltype(::getdelim)> next_getdelim{"getdelim"};
 next::Symbol<decltype(::ungetc)> next_ungetc{"ungetc"};
 next::Symbol<int(FILE*, const char*, va_list)> next_isoc99_vfscanf{"__isoc99_vfscanf"};
 next::Symbol<int(FILE*, const char*, va_list)> next_vfscanf{"vfscanf"};
-next::Symbol<decltype(::flockfile)> next_flockfile{"flockfile"};
-next::Symbol<decltype(::funlockfile)> next_funlockfile{"funlockfile"};
-
-// glibc's lock, around our own use of a FILE's fields.
-class FileLock {
-public:
-    explicit FileLock(FILE* fp) : fp_(fp) { next_flockfile(fp); }
-    ~FileLock() { next_funlockfile(fp_); }
-    FileLock(const FileLock&) = delete;
-    FileLock& operator=(const FileLock&) = delete;
-
-private:
-    FILE* fp_;
-};
 
 // Bytes the stream holds unread: its get area, plus, while ungetc()'s
 // backup area is in use, the main area it goes back to (the sum gnulib's
@@ -157,10 +143,10 @@ ssize_t proxy_read(void* cookie, char* buf, size_t size) {
             if (got) return ssize_t(got);
             return (fp->_flags & kErrSeen) ? -1 : 0;
         }
-        FileLock lock(fp);
+        GlibcFileLock lock(fp);
         if (next_underflow(fp) == EOF) return (fp->_flags & kErrSeen) ? -1 : 0;
     }
-    FileLock lock(fp);
+    GlibcFileLock lock(fp);
     // The backup area is spent, the main area is not: __underflow only
     // switches back to it.
     if (fp->_IO_read_ptr >= fp->_IO_read_end) next_underflow(fp);
@@ -194,7 +180,7 @@ FILE* proxy_of(StreamLock* l) {
 void give_back(FILE* proxy, FILE* fp) {
     const char* p = proxy->_IO_read_ptr;
     const size_t n = proxy->_IO_read_end > p ? size_t(proxy->_IO_read_end - p) : 0;
-    FileLock lock(fp);
+    GlibcFileLock lock(fp);
     if (proxy->_flags & kInBackup) {
         // The backup area [p, n) comes first, then the main area.
         const char* main = proxy->_IO_save_base;
@@ -223,7 +209,7 @@ auto via_proxy(FILE* fp, FdEntry* e, Call call) -> decltype(call(fp)) {
     l->proxied = fp;
     int old_error;
     {
-        FileLock lock(fp);
+        GlibcFileLock lock(fp);
         old_error = fp->_flags & kErrSeen;
         fp->_flags &= ~kErrSeen;
     }
@@ -231,7 +217,7 @@ auto via_proxy(FILE* fp, FdEntry* e, Call call) -> decltype(call(fp)) {
     const int err = errno;
     give_back(proxy, fp);
     {
-        FileLock lock(fp);
+        GlibcFileLock lock(fp);
         fp->_flags |= old_error;
     }
     l->proxied = nullptr;

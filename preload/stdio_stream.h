@@ -52,6 +52,19 @@ struct StreamLock {
     FILE* proxied = nullptr;
 };
 
+// glibc's own lock of a FILE (libc's flockfile, not ours), held for its
+// scope around our use of the FILE's fields.
+class GlibcFileLock {
+public:
+    explicit GlibcFileLock(FILE* fp);
+    ~GlibcFileLock();
+    GlibcFileLock(const GlibcFileLock&) = delete;
+    GlibcFileLock& operator=(const GlibcFileLock&) = delete;
+
+private:
+    FILE* fp_;
+};
+
 // The lock of a stream that has one, else null.
 StreamLock* lock_of(FILE* fp);
 void acquire(StreamLock* l);

@@ -57,23 +57,10 @@ next::Symbol<decltype(::vdprintf)> next_vdprintf{"vdprintf"};
 next::Symbol<int(int, int, const char*, va_list)> next_vdprintf_chk{"__vdprintf_chk"};
 next::Symbol<decltype(::fflush)> next_fflush{"fflush"};
 next::Symbol<decltype(::fflush_unlocked)> next_fflush_unlocked{"fflush_unlocked"};
-next::Symbol<decltype(::flockfile)> next_flockfile{"flockfile"};
-next::Symbol<decltype(::funlockfile)> next_funlockfile{"funlockfile"};
 
 // What one write may carry after POLLOUT: a pipe reporting POLLOUT has a
 // free page.
 constexpr size_t kAtomicWrite = PIPE_BUF;
-
-class FileLock {
-public:
-    explicit FileLock(FILE* fp) : fp_(fp) { next_flockfile(fp); }
-    ~FileLock() { next_funlockfile(fp_); }
-    FileLock(const FileLock&) = delete;
-    FileLock& operator=(const FileLock&) = delete;
-
-private:
-    FILE* fp_;
-};
 
 size_t pending(const FILE* fp) {
     return fp->_IO_write_ptr > fp->_IO_write_base ? size_t(fp->_IO_write_ptr - fp->_IO_write_base) : 0;
@@ -136,7 +123,7 @@ size_t put(FILE* fp, FdEntry* e, const char* s, size_t n) {
         if (!(fp->_flags & kCurrentlyPutting) || !fp->_IO_write_base) {
             // Into put mode, the buffer allocated: nothing pending, glibc
             // writes nothing.
-            FileLock lock(fp);
+            GlibcFileLock lock(fp);
             if (next_overflow(fp, EOF) == EOF) break;
         }
         const char* p = s + done;
@@ -343,7 +330,7 @@ int greenld::drain_glibc_output(FILE* fp, FdEntry*) {
     if (!p) return 0;
     if (!await_output(fp, fp->_fileno)) return EOF;
     if (p <= kAtomicWrite) {
-        FileLock lock(fp);
+        GlibcFileLock lock(fp);
         return next_overflow(fp, EOF) == EOF ? EOF : 0;
     }
     return on_pool(fp, [&](bool lock) { return lock ? next_fflush(fp) : next_fflush_unlocked(fp); });
