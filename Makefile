@@ -108,7 +108,7 @@ $(BUILD)/tests/lib/lib%.so: tests/programs/lib/%.c
 	$(call say,CC,$<)
 	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) -shared -fPIC -pthread -o $@ $< -ldl
 
-$(BUILD)/tests/%: tests/programs/%.cpp
+$(BUILD)/tests/%: tests/programs/%.cpp $(wildcard tests/programs/*.h)
 	@mkdir -p $(dir $@)
 	$(call say,CXX,$<)
 	$(Q)$(CXX) -std=c++20 $(WARN) $(CXXFLAGS) -pthread -o $@ $<

@@ -16,26 +16,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "cxx_support.h"
+
 namespace {
-
-const char* volatile g_phase = "setup";
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: CHECK failed in phase '%s': %s: ", __FILE__, __LINE__, \
-                    g_phase, #cond);                                                       \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fprintf(stderr, "\n");                                                         \
-            _exit(1);                                                                      \
-        }                                                                                  \
-    } while (0)
-
-void on_alarm(int) {
-    static const char msg[] = "TIMEOUT (watchdog)\n";
-    (void)!write(2, msg, sizeof msg - 1);
-    _exit(2);
-}
 
 struct Tagged : std::runtime_error {
     int tag;
@@ -120,8 +103,7 @@ void run(const char* phase, void* (*fn)(void*)) {
 }  // namespace
 
 int main() {
-    signal(SIGALRM, on_alarm);
-    alarm(30);
+    watchdog(30);
     run("catch blocks that park", catcher);
     run("destructors that park during unwinding", unwinder);
     printf("t_cxx_exceptions: ok\n");

@@ -16,27 +16,9 @@
 #include <future>
 #include <string>
 
+#include "cxx_support.h"
+
 namespace {
-
-const char* volatile g_phase = "setup";
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: CHECK failed in phase '%s': %s: ", __FILE__, __LINE__, \
-                    g_phase, #cond);                                                       \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fprintf(stderr, "\n");                                                         \
-            _exit(1);                                                                      \
-        }                                                                                  \
-    } while (0)
-
-void on_alarm(int) {
-    static const char msg[] = "TIMEOUT (watchdog)\n";
-    (void)!write(2, msg, sizeof msg - 1);
-    (void)!write(2, g_phase, strlen(g_phase));
-    _exit(2);
-}
 
 void sleep_ms(int ms) { usleep(useconds_t(ms) * 1000); }
 
@@ -185,8 +167,7 @@ void run_futex_users() {
 }  // namespace
 
 int main() {
-    signal(SIGALRM, on_alarm);
-    alarm(30);
+    watchdog(30);
     run_exit_and_cancel();
     run_futex_users();
     printf("t_cxx_threads: ok\n");
