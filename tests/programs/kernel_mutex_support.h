@@ -99,6 +99,39 @@ static __attribute__((unused)) void wait_started(struct locker *l)
 /* While this thread holds m, another thread of the process waits for it:
  * the others keep running (the probe answers), the waiter does not get it
  * before the unlock, and gets it after. */
+/* A robust shared mutex `m` (in memory shared with children) whose owner
+ * process exits while a thread of ours waits for it: a child locks it and
+ * waits until the thread waits; the thread gets it with EOWNERDEAD, and
+ * another thread kept running meanwhile. `child_holds` and `parent_waits`
+ * live in the shared memory too. The waiter holds `m` on return. */
+static __attribute__((unused)) void check_owner_process_dies(pthread_mutex_t *m, atomic_int *child_holds,
+                                                             atomic_int *parent_waits)
+{
+    atomic_store(child_holds, 0);
+    atomic_store(parent_waits, 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        CHECK_RC(pthread_mutex_lock(m), 0);
+        atomic_store(child_holds, 1);
+        while (!atomic_load(parent_waits)) sleep_ms(1);
+        sleep_ms(100);
+        _exit(0);
+    }
+    while (!atomic_load(child_holds)) sleep_ms(1);
+    struct probe p;
+    probe_start(&p);
+    struct locker l = {.m = m};
+    pthread_t t = spawn(locker_main, &l);
+    wait_started(&l);
+    atomic_store(parent_waits, 1);
+    probe_expect(&p, 3000, "a thread waits for a process that dies");
+    join_within(t, 5000, "the waiter after the owner process died");
+    CHECK_RC(l.rc, EOWNERDEAD);
+    CHECK_EQ(wait_exit(pid), 0);
+    probe_stop(&p);
+}
+
 static __attribute__((unused)) void check_contended(pthread_mutex_t *m, const char *what)
 {
     set_phase(what);

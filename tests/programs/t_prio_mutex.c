@@ -145,31 +145,9 @@ static void robust_inherit(void)
 
     set_phase("robust PI shared: the owner process exits while a thread waits");
     kind_init(&g->m[0], kind_of(PTHREAD_PRIO_INHERIT, PTHREAD_MUTEX_NORMAL, 1, 1));
-    atomic_store(&g->child_holds, 0);
-    atomic_store(&g->parent_waits, 0);
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        CHECK_RC(pthread_mutex_lock(&g->m[0]), 0);
-        atomic_store(&g->child_holds, 1);
-        while (!atomic_load(&g->parent_waits)) sleep_ms(1);
-        sleep_ms(100);
-        _exit(0);
-    }
-    while (!atomic_load(&g->child_holds)) sleep_ms(1);
-    struct probe p;
-    probe_start(&p);
-    struct locker l = {.m = &g->m[0]};
-    pthread_t t = spawn(locker_main, &l);
-    wait_started(&l);
-    atomic_store(&g->parent_waits, 1);
-    probe_expect(&p, 3000, "a thread waits for a process that dies");
-    join_within(t, 5000, "the waiter after the owner process died");
-    CHECK_RC(l.rc, EOWNERDEAD);
-    CHECK_EQ(wait_exit(pid), 0);
+    check_owner_process_dies(&g->m[0], &g->child_holds, &g->parent_waits);
     CHECK_RC(pthread_mutex_trylock(&g->m[0]), 0);
     CHECK_RC(pthread_mutex_unlock(&g->m[0]), 0);
-    probe_stop(&p);
 }
 
 static const char *g_only = "";

@@ -128,29 +128,7 @@ static void owner_process_dies(void)
     expect_owner_died(&g->m[0], 1);
 
     set_phase("robust shared: the owner process exits while a thread waits");
-    atomic_store(&g->child_holds, 0);
-    atomic_store(&g->parent_waits, 0);
-    pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        CHECK_RC(pthread_mutex_lock(&g->m[0]), 0);
-        atomic_store(&g->child_holds, 1);
-        while (!atomic_load(&g->parent_waits)) sleep_ms(1);
-        sleep_ms(100);
-        _exit(0);
-    }
-    while (!atomic_load(&g->child_holds)) sleep_ms(1);
-    struct probe p;
-    probe_start(&p);
-    struct locker l = {.m = &g->m[0]};
-    pthread_t t = spawn(locker_main, &l);
-    wait_started(&l);
-    atomic_store(&g->parent_waits, 1);
-    probe_expect(&p, 3000, "a thread waits for a process that dies");
-    join_within(t, 5000, "the waiter after the owner process died");
-    CHECK_RC(l.rc, EOWNERDEAD);
-    CHECK_EQ(wait_exit(pid), 0);
-    probe_stop(&p);
+    check_owner_process_dies(&g->m[0], &g->child_holds, &g->parent_waits);
 }
 
 static void owner_thread_ends(void)
