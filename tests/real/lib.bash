@@ -13,6 +13,8 @@
 #   xfail NAME COND REASON  an expected failure (counted as passed; says
 #               loudly when it passes)
 #   free_port, wait_port PORT, threads_of PID
+#   threads_holding PID PORT N [BYTES]  OS threads of PID while N idle
+#               clients (each sent BYTES first, if given) hold connections
 #   finish      prints "N passed, N failed" and exits 1 if any failed
 set -u
 BUILD=$(readlink -f "${1:-build}")
@@ -63,3 +65,30 @@ trap cleanup EXIT
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# threads_holding PID PORT N [BYTES]: opens N connections to PORT, each
+# sending BYTES (e.g. half a request line) and then waiting, and prints the
+# OS thread count of PID while they are held; then lets them go.
+threads_holding() {
+    local pid=$1 port=$2 n=$3 bytes=${4:-} holder threads
+    rm -f "$dir/held"
+    "$PY" - "$port" "$n" "$dir/held" "$bytes" <<'PYEOF' &
+import socket, sys, time
+port, n, flag, data = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4].encode()
+socks = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    if data:
+        s.sendall(data)
+    socks.append(s)
+open(flag, "w").close()
+time.sleep(30)
+PYEOF
+    holder=$!
+    pids+=("$holder")
+    for _ in $(seq 200); do [ -e "$dir/held" ] && break; sleep 0.05; done
+    sleep 1
+    threads=$(threads_of "$pid")
+    kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; rm -f "$dir/held"
+    echo "$threads"
+}

@@ -67,19 +67,7 @@ CONF
 
     # 100 connections that never start their handshake: each holds a
     # stunnel thread blocked in its read.
-    "$PY" - "$port" 100 "$dir/held" <<'PYEOF' &
-import socket, sys, time
-port, n, flag = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
-open(flag, "w").close()
-time.sleep(30)
-PYEOF
-    holder=$!
-    pids+=("$holder")
-    for _ in $(seq 200); do [ -e "$dir/held" ] && break; sleep 0.05; done
-    sleep 1
-    threads=$(threads_of "$server")
-    kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; rm -f "$dir/held"
+    threads=$(threads_holding "$server" "$port" 100)
     if [ "$mode" = greenld ]; then
         check "stunnel4 (greenld): 100 idle TLS clients held with $threads OS threads (<= 8)" '[ "$threads" -ge 1 ] && [ "$threads" -le 8 ]'
     else

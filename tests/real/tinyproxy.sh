@@ -64,23 +64,7 @@ CONF
 
     # 200 connections that send half a request line and wait: each holds a
     # tinyproxy thread blocked in its read.
-    "$PY" - "$port" 200 "$dir/held" <<'PYEOF' &
-import socket, sys, time, os
-port, n, flag = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-socks = []
-for _ in range(n):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"GET http://127.0.0.1/ HT")
-    socks.append(s)
-open(flag, "w").close()
-time.sleep(30)
-PYEOF
-    holder=$!
-    pids+=("$holder")
-    for _ in $(seq 200); do [ -e "$dir/held" ] && break; sleep 0.05; done
-    sleep 1
-    threads=$(threads_of "$proxy")
-    kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; rm -f "$dir/held"
+    threads=$(threads_holding "$proxy" "$port" 200 "GET http://127.0.0.1/ HT")
     if [ "$mode" = greenld ]; then
         check "tinyproxy (greenld): 200 idle clients held with $threads OS threads (<= 8)" '[ "$threads" -ge 1 ] && [ "$threads" -le 8 ]'
     else
