@@ -134,6 +134,7 @@ GREENLD_EXPORT int pipe(int fds[2]) {
     if (r == 0) {
         FdTable::get().reset(fds[0], FdKind::pipe, false, true);
         FdTable::get().reset(fds[1], FdKind::pipe, false, true);
+        FdTable::get().link_peer(fds[1], fds[0]);
     }
     return r;
 }
@@ -144,6 +145,7 @@ GREENLD_EXPORT int pipe2(int fds[2], int flags) {
         const bool nb = (flags & O_NONBLOCK) != 0;
         FdTable::get().reset(fds[0], FdKind::pipe, nb, true);
         FdTable::get().reset(fds[1], FdKind::pipe, nb, true);
+        FdTable::get().link_peer(fds[1], fds[0]);
     }
     return r;
 }

@@ -96,6 +96,8 @@ GREENLD_EXPORT int socketpair(int domain, int type, int protocol, int sv[2]) {
     if (r == 0) {
         record_socket(sv[0], type);
         record_socket(sv[1], type);
+        FdTable::get().link_peer(sv[0], sv[1]);
+        FdTable::get().link_peer(sv[1], sv[0]);
     }
     return r;
 }

@@ -125,6 +125,7 @@ long write_loop(int fd, FdEntry* e, size_t total, bool all, Deadline deadline, A
             woken = false;
             long n = attempt(done);
             if (n >= 0) {
+                if (n > 0 && e->peer.load(std::memory_order_relaxed) >= 0) wake_peer_readers(e);
                 done += size_t(n);
                 if (!all || done >= total) {
                     errno = saved_errno;
@@ -146,7 +147,10 @@ long write_loop(int fd, FdEntry* e, size_t total, bool all, Deadline deadline, A
             // The blocking call sends what fits when its time is up: a wait
             // begun on a stale "would block" must not hide free space.
             long n = attempt(done);
-            if (n > 0) done += size_t(n);
+            if (n > 0) {
+                done += size_t(n);
+                if (e->peer.load(std::memory_order_relaxed) >= 0) wake_peer_readers(e);
+            }
             if (n < 0 && errno != EAGAIN && !done) return -1;
         }
         if (rc) {

@@ -47,7 +47,16 @@ void FdTable::reset(int fd, FdKind kind, bool user_nonblock, bool owned) {
     e->shutdown_mark.store(0, std::memory_order_relaxed);
     e->share_group.store(0, std::memory_order_relaxed);
     e->file_nowait_unsupported.store(false, std::memory_order_relaxed);
+    e->peer.store(-1, std::memory_order_relaxed);
     e->kind.store(kind, std::memory_order_release);
+}
+
+void FdTable::link_peer(int writer, int reader) {
+    FdEntry* w = entry(writer);
+    FdEntry* r = entry(reader);
+    if (!w || !r) return;
+    w->peer_generation.store(r->generation.load(std::memory_order_acquire), std::memory_order_relaxed);
+    w->peer.store(reader, std::memory_order_release);
 }
 
 FdKind FdTable::classify(int fd, FdEntry* e) {
@@ -95,6 +104,9 @@ void FdTable::duplicate(int from, int to) {
     // SO_RCVTIMEO/SO_SNDTIMEO belong to the socket, which the copy shares.
     dst->rcv_timeout_ns.store(src->rcv_timeout_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
     dst->snd_timeout_ns.store(src->snd_timeout_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    // A write through the copy still arrives at the same other end.
+    dst->peer_generation.store(src->peer_generation.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    dst->peer.store(src->peer.load(std::memory_order_acquire), std::memory_order_release);
     uint32_t g = src->share_group.load(std::memory_order_acquire);
     if (!g) {
         g = next_group_.fetch_add(1, std::memory_order_relaxed);

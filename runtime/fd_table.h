@@ -70,6 +70,13 @@ struct FdEntry {
     // the shutdown gave a blocked call natively (EOF), not EBADF.
     std::atomic<uint64_t> shutdown_mark{0};
     static constexpr uint64_t kShutRead = 1, kShutWrite = 2;
+    // The fd that data written here arrives at, when both ends were made in
+    // this process (socketpair, pipe's write end; -1: none or unknown), and
+    // the generation it had then: a write wakes that end's readers on the
+    // writer's own hub without waiting for the hub's next poll (io.h,
+    // wake_peer_readers). Only a shortcut: the wait stays registered.
+    std::atomic<int32_t> peer{-1};
+    std::atomic<uint32_t> peer_generation{0};
 
     bool shut_for_reading_in(uint32_t generation) const {
         uint64_t m = shutdown_mark.load(std::memory_order_acquire);
@@ -114,6 +121,9 @@ public:
     // Classifies an fd first seen here (inherited, or created by a call we
     // do not interpose) with fstat/getsockopt/F_GETFL.
     FdKind classify(int fd, FdEntry* e);
+    // Records that data written to `writer` is read from `reader` (both
+    // just reset() by their creation).
+    void link_peer(int writer, int reader);
     // Copies the program-visible state of `from` to `to` (dup family). The
     // copy shares the file description, so it shares O_NONBLOCK.
     void duplicate(int from, int to);

@@ -395,6 +395,19 @@ int wait_fds(const FdInterest* fds, size_t n, Deadline deadline) {
     return why == WakeReason::timeout ? ETIMEDOUT : 0;
 }
 
+void wake_peer_readers(const FdEntry* e) {
+    const int peer = e->peer.load(std::memory_order_acquire);
+    Hub* hub = Hub::current();
+    if (peer < 0 || !hub) return;
+    IoSlot* s = hub->io_slot(peer, false);
+    if (!s || !s->readers.head) return;
+    FdEntry* pe = FdTable::get().entry(peer);
+    const uint32_t generation = pe->generation.load(std::memory_order_acquire);
+    if (generation != e->peer_generation.load(std::memory_order_relaxed) || generation != s->generation) return;
+    pe->rd_hint.store(ReadHint::ready, std::memory_order_relaxed);
+    wake_ready(s->readers);
+}
+
 void io_lock_for_fork() { g_native_lock.lock(); }
 
 void io_unlock_after_fork(bool child) {
@@ -416,6 +429,7 @@ void fd_closing(int fd) {
     if (generation == 0) generation = e->generation.fetch_add(1, std::memory_order_seq_cst) + 1;
     e->kind.store(FdKind::unknown, std::memory_order_release);
     e->share_group.store(0, std::memory_order_release);
+    e->peer.store(-1, std::memory_order_release);
     uint64_t hubs = e->hub_mask.exchange(0, std::memory_order_seq_cst);
     if (g_native_waiters) cancel_native(fd, EBADF);
     if (hubs && Runtime::get().started()) cancel_everywhere(fd, EBADF, generation, hubs);

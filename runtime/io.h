@@ -30,6 +30,7 @@
 namespace greenld {
 
 class Hub;
+struct FdEntry;
 struct IoWaiter;
 
 // kWaitExclusive (wait_fd only): the caller consumes the readiness it
@@ -72,6 +73,16 @@ struct FdInterest {
     unsigned events;  // kWaitRead | kWaitWrite; 0 or fd < 0: ignored
 };
 int wait_fds(const FdInterest* fds, size_t n, Deadline deadline);
+
+// Data was just written to the fd whose entry is `e`: if its other end
+// (FdEntry::peer) has readers parked on the calling fiber's own hub, they
+// are woken now, as its watcher would at the hub's next poll. The hub then
+// goes from fiber to fiber without an epoll_wait: a hand-off between two
+// fibers of one hub costs the write and the read, and no more. Readers on
+// other hubs are left to the kernel's wake-up of their hub (a wake from
+// here would only add a system call to it). A wake-up that finds nothing
+// (another process read first) parks again, as any stale readiness does.
+void wake_peer_readers(const FdEntry* e);
 
 // Wakes every fiber waiting on `fd`, in any hub, with `error`.
 void cancel_wait(int fd, int error);

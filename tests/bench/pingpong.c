@@ -2,7 +2,9 @@
  * pingpong — two threads the program creates bounce one byte over a
  * socketpair N times; prints the round trips per second.
  *
- * Usage: pingpong [--round-trips N]      (default 20000)
+ * Usage: pingpong [--round-trips N] [--pipes]     (default 20000, socketpair)
+ *
+ * --pipes: two pipes, one per direction, instead of the socketpair.
  *
  * Both threads are created with pthread_create, so under greenld both are
  * fibers (on one hub or two, per GREENLD_HUBS); natively each hand-off is a
@@ -13,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +25,9 @@
 #include <unistd.h>
 
 static long g_round_trips = 20000;
-static int g_fds[2];
+/* The initiator writes to g_init_out and reads g_init_in; the echoer reads
+ * g_echo_in and writes g_echo_out. */
+static int g_init_out, g_init_in, g_echo_in, g_echo_out;
 static int g_failed;
 
 static double now_s(void)
@@ -47,14 +52,17 @@ static void *initiator(void *arg)
     (void)arg;
     for (long i = 0; i < g_round_trips; i++) {
         char byte = (char)(i & 0x7f);
-        if (one_byte(g_fds[0], &byte, 1) < 0 || one_byte(g_fds[0], &byte, 0) < 0 ||
+        if (one_byte(g_init_out, &byte, 1) < 0 || one_byte(g_init_in, &byte, 0) < 0 ||
             byte != (char)((i & 0x7f) ^ 0x55)) {
             g_failed = 1;
             break;
         }
     }
     /* Unblocks the echoer if we stopped early. */
-    shutdown(g_fds[0], SHUT_RDWR);
+    if (g_init_out == g_init_in)
+        shutdown(g_init_out, SHUT_RDWR);
+    else
+        close(g_init_out);
     return NULL;
 }
 
@@ -63,10 +71,10 @@ static void *echoer(void *arg)
     (void)arg;
     for (long i = 0; i < g_round_trips; i++) {
         char byte;
-        if (one_byte(g_fds[1], &byte, 0) < 0)
+        if (one_byte(g_echo_in, &byte, 0) < 0)
             return NULL;
         byte ^= 0x55; /* so an echo of the wrong byte, or no echo, is caught */
-        if (one_byte(g_fds[1], &byte, 1) < 0)
+        if (one_byte(g_echo_out, &byte, 1) < 0)
             return NULL;
     }
     return NULL;
@@ -74,8 +82,11 @@ static void *echoer(void *arg)
 
 int main(int argc, char **argv)
 {
+    int pipes = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--round-trips") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--pipes") == 0) {
+            pipes = 1;
+        } else if (strcmp(argv[i], "--round-trips") == 0 && i + 1 < argc) {
             char *end;
             g_round_trips = strtol(argv[++i], &end, 10);
             if (*end || g_round_trips < 1) {
@@ -83,13 +94,26 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: %s [--round-trips N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--round-trips N] [--pipes]\n", argv[0]);
             return 2;
         }
     }
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, g_fds) < 0) {
-        perror("pingpong: socketpair");
-        return 1;
+    if (pipes) {
+        int there[2], back[2];
+        if (pipe2(there, O_CLOEXEC) < 0 || pipe2(back, O_CLOEXEC) < 0) {
+            perror("pingpong: pipe2");
+            return 1;
+        }
+        g_init_out = there[1], g_echo_in = there[0];
+        g_echo_out = back[1], g_init_in = back[0];
+    } else {
+        int fds[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) {
+            perror("pingpong: socketpair");
+            return 1;
+        }
+        g_init_out = g_init_in = fds[0];
+        g_echo_in = g_echo_out = fds[1];
     }
     /* A watchdog: a hang must end the run, not the benchmark script. */
     alarm(120);

@@ -24,9 +24,15 @@
  *     each accepted once, then one stop connection each.
  *  6. A thread in poll() and a thread in read() on one fd: one byte wakes
  *     both (the poller sees POLLIN, the reader gets the byte).
+ *  7. A write wakes the reader of its pipe's other end directly (io.h,
+ *     wake_peer_readers), while another process also waits in read() on
+ *     that pipe: whichever of them the kernel gives a byte, the thread's
+ *     read returns one byte (a wake-up that finds the byte taken waits
+ *     again), 20 times over.
  */
 #define _GNU_SOURCE
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 
 #include "test_support.h"
 
@@ -355,6 +361,46 @@ static void poller_and_reader(void)
     close(g_pr[1]);
 }
 
+/* ---- 7. the writer's wake-up, and another process reading first ------- */
+
+static int g_shared_pipe[2];
+
+static void *pipe_byte_reader(void *arg)
+{
+    char *got = arg;
+    CHECK_EQ(read(g_shared_pipe[0], got, 1), 1);
+    return NULL;
+}
+
+static void wake_raced_by_other_process(void)
+{
+    set_phase("a direct wake-up raced by another process's read");
+    for (int round = 0; round < 20; round++) {
+        CHECK_EQ(pipe2(g_shared_pipe, O_CLOEXEC), 0);
+        pid_t child = fork();
+        CHECK(child >= 0, "fork");
+        if (child == 0) {
+            char c;
+            _exit(read(g_shared_pipe[0], &c, 1) == 1 ? (unsigned char)c : 1);
+        }
+        char got = 0;
+        pthread_t r = spawn(pipe_byte_reader, &got);
+        sleep_ms(20); /* both wait */
+        write_exact(g_shared_pipe[1], "A", 1, "first byte");
+        sleep_ms(20);
+        write_exact(g_shared_pipe[1], "B", 1, "second byte");
+        join_within(r, 5000, "thread reader");
+        int status;
+        CHECK_EQ(waitpid(child, &status, 0), child);
+        CHECK(WIFEXITED(status), "child status %#x", status);
+        const char other = (char)WEXITSTATUS(status);
+        CHECK((got == 'A' && other == 'B') || (got == 'B' && other == 'A'), "round %d: thread got %#x, process %#x",
+              round, got, other);
+        close(g_shared_pipe[0]);
+        close(g_shared_pipe[1]);
+    }
+}
+
 static void run_all(void)
 {
     stale_empty();
@@ -363,6 +409,7 @@ static void run_all(void)
     dup_and_reuse();
     many_waiters();
     poller_and_reader();
+    wake_raced_by_other_process();
 }
 
 int main(void)
