@@ -66,6 +66,10 @@ void fiber_entry(void* arg) {
 // (without blocking): fibers that keep yielding cannot starve I/O and timers.
 constexpr int kRunBudget = 64;
 
+// At most 2^kMaxSpinBackoff - 1 idle spells in a row skip the spin after
+// spins that timed out (Hub::idle).
+constexpr uint32_t kMaxSpinBackoff = 8;
+
 }  // namespace
 
 // ---------------------------------------------------------------- Hub
@@ -117,10 +121,64 @@ void Hub::run() {
             ev_run(loop_, EVRUN_NOWAIT);
         } else {
             polling.store(true, std::memory_order_relaxed);
-            ev_run(loop_, EVRUN_ONCE);
+            idle();
             polling.store(false, std::memory_order_relaxed);
         }
     }
+}
+
+// Nothing to run: wait for an event. A fiber of another hub, or another
+// process, that answers within microseconds would find this hub asleep in
+// epoll_wait, and each hand-off would cost a kernel wake-up of its thread
+// (an inter-processor interrupt, far dearer than a syscall). So when the
+// last idle spell was that short, and ended by an event rather than by a
+// fiber's timer, the hub first polls without sleeping for up to spin_ns_.
+// A spell that outlasts the spin turns spinning off until a wait is short
+// again: a hub that waits long, or for its timers only, never spins.
+void Hub::idle() {
+    if (!spin_ns_) {
+        ev_run(loop_, EVRUN_ONCE);
+        return;
+    }
+    const uint64_t start = native::monotonic_ns();
+    timer_fired_ = false;
+    if (spin_next_) {
+        if (spin_skip_) {
+            --spin_skip_;
+        } else if (spin(start)) {
+            spin_failures_ = 0;
+            spin_next_ = !timer_fired_;
+            return;
+        } else {
+            // Timed out: the partner was not running (a loaded machine), or
+            // short waits and long ones alternate. The next 2^k - 1 spins
+            // that would follow are skipped, k counting such spins in a row.
+            if (spin_failures_ < kMaxSpinBackoff) ++spin_failures_;
+            spin_skip_ = (1u << spin_failures_) - 1;
+        }
+    }
+    if (!runq_head_) ev_run(loop_, EVRUN_ONCE);
+    spin_next_ = !timer_fired_ && native::monotonic_ns() - start < spin_ns_;
+}
+
+// Polls the loop (epoll_wait with a zero timeout) and the remote queue until
+// a fiber is runnable or spin_ns_ has passed since `start_ns`. True if a
+// fiber is runnable.
+bool Hub::spin(uint64_t start_ns) {
+    const uint64_t until = start_ns + spin_ns_;
+    spinning_.store(true, std::memory_order_seq_cst);
+    for (;;) {
+        if (wake_pending_.load(std::memory_order_relaxed))
+            take_wakeup();
+        else
+            ev_run(loop_, EVRUN_NOWAIT);
+        if (runq_head_ || native::monotonic_ns() >= until) break;
+        native::sys(SYS_sched_yield);
+    }
+    spinning_.store(false, std::memory_order_seq_cst);
+    // A poster that saw `spinning_` skipped the eventfd: its item is ours.
+    if (wake_pending_.load(std::memory_order_seq_cst)) take_wakeup();
+    return runq_head_ != nullptr;
 }
 
 void Hub::switch_to(Fiber* f) {
@@ -317,7 +375,9 @@ void Hub::post(RemoteItem* item) {
 }
 
 void Hub::wake() {
-    if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
+    if (!wake_pending_.exchange(true, std::memory_order_seq_cst)) {
+        // A spinning hub sees the flag without the syscall (spin()).
+        if (spinning_.load(std::memory_order_seq_cst)) return;
         uint64_t one = 1;
         native::sys(SYS_write, wakeup_fd_, reinterpret_cast<long>(&one), sizeof one);
     }
@@ -327,11 +387,15 @@ void Hub::on_wakeup_fd(struct ev_loop*, ev_io* w, int) {
     auto* hub = static_cast<Hub*>(w->data);
     uint64_t v;
     native::sys(SYS_read, hub->wakeup_fd_, reinterpret_cast<long>(&v), sizeof v);
+    hub->take_wakeup();
+}
+
+void Hub::take_wakeup() {
     // Cleared before draining: a post that lands after the drain must write
     // the eventfd again, or it would sit in the queue until the next event.
-    hub->wake_pending_.store(false, std::memory_order_seq_cst);
-    hub->drain_remote();
-    signals::on_hub_wakeup(hub);
+    wake_pending_.store(false, std::memory_order_seq_cst);
+    drain_remote();
+    signals::on_hub_wakeup(this);
 }
 
 void Hub::wake_from_signal() {
@@ -356,7 +420,9 @@ void Hub::drain_remote() {
 }
 
 void Hub::on_timer(struct ev_loop*, ev_timer* w, int) {
-    unpark(static_cast<Fiber*>(w->data), WakeReason::timeout);
+    Fiber* f = static_cast<Fiber*>(w->data);
+    f->hub->timer_fired_ = true;
+    unpark(f, WakeReason::timeout);
 }
 
 void Hub::on_deadlock_tick(struct ev_loop*, ev_timer* w, int) { monitor::deadlock_tick(static_cast<Hub*>(w->data)); }
@@ -395,9 +461,11 @@ int Runtime::start_hubs() {
     default_stack_size_ = config::stack_size();
     fiber_tls::setup();
     int n = config::hubs();
+    const uint64_t spin_ns = uint64_t(config::spin_us()) * 1000;
     for (int i = 0; i < n; ++i) {
         Hub* h = new (std::nothrow) Hub(i);
         if (!h) return EAGAIN;
+        h->spin_ns_ = spin_ns;
         int err = 0;
         if (!native::start_thread(Hub::thread_main, h, &err)) {
             if (i == 0) return err;
