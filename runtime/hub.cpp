@@ -1,5 +1,6 @@
 #include "hub.h"
 
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 
@@ -69,6 +70,49 @@ constexpr int kRunBudget = 64;
 // At most 2^kMaxSpinBackoff - 1 idle spells in a row skip the spin after
 // spins that timed out (Hub::idle).
 constexpr uint32_t kMaxSpinBackoff = 8;
+
+// Whether the machine's CPUs are all taken: the runnable tasks of the
+// whole system (the fourth field of /proc/loadavg, "R/T"; the caller is
+// one of them) outnumber the CPUs this process may use (as found when the
+// hubs started). Then a spinning
+// hub would only take CPU time from another thread, possibly the very
+// one it waits for (two ping-pong programs side by side: 4 spinning hubs
+// on 2 CPUs halve each other's rate), and hubs sleep at once instead.
+// Read at most every kCpusFreeCheckNs (kCpusBusyHoldNs once found busy, so
+// that spinners stopping make no flapping), by whichever hub comes first:
+// three syscalls per 10 ms while hubs spin; without a readable /proc,
+// never busy.
+constexpr uint64_t kCpusFreeCheckNs = 10000000, kCpusBusyHoldNs = 20000000;
+std::atomic<uint64_t> g_cpus_next_check{0};
+std::atomic<bool> g_cpus_busy{false};
+std::atomic<int> g_usable_cpus{1};
+
+bool cpus_busy(uint64_t now) {
+    uint64_t next = g_cpus_next_check.load(std::memory_order_relaxed);
+    if (now < next || !g_cpus_next_check.compare_exchange_strong(next, now + kCpusFreeCheckNs,
+                                                                  std::memory_order_relaxed))
+        return g_cpus_busy.load(std::memory_order_relaxed);
+    bool busy = false;
+    long fd = native::sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/loadavg"), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[128];
+        long n = native::sys(SYS_read, fd, reinterpret_cast<long>(buf), sizeof buf - 1);
+        native::sys(SYS_close, fd);
+        if (n > 0) {
+            buf[n] = 0;
+            // "0.20 0.18 0.12 3/80 11206": the runnable tasks follow the third space.
+            const char* p = buf;
+            for (int spaces = 0; *p && spaces < 3; ++p)
+                if (*p == ' ') ++spaces;
+            long running = 0;
+            for (; *p >= '0' && *p <= '9'; ++p) running = running * 10 + (*p - '0');
+            busy = *p == '/' && running > g_usable_cpus.load(std::memory_order_relaxed);
+        }
+    }
+    g_cpus_busy.store(busy, std::memory_order_relaxed);
+    if (busy) g_cpus_next_check.store(now + kCpusBusyHoldNs, std::memory_order_relaxed);
+    return busy;
+}
 
 }  // namespace
 
@@ -145,6 +189,8 @@ void Hub::idle() {
     if (spin_next_) {
         if (spin_skip_) {
             --spin_skip_;
+        } else if (cpus_busy(start)) {
+            // Not a failure of the spin: no back-off.
         } else if (spin(start)) {
             spin_failures_ = 0;
             spin_next_ = !timer_fired_;
@@ -462,6 +508,7 @@ int Runtime::start_hubs() {
     fiber_tls::setup();
     int n = config::hubs();
     const uint64_t spin_ns = uint64_t(config::spin_us()) * 1000;
+    if (spin_ns) g_usable_cpus.store(native::usable_cpus(), std::memory_order_relaxed);
     for (int i = 0; i < n; ++i) {
         Hub* h = new (std::nothrow) Hub(i);
         if (!h) return EAGAIN;

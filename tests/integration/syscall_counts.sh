@@ -8,7 +8,12 @@
 #    epoll_wait on each side: 6; not the 8 of a read tried before each
 #    wait), at most 0.3 reads per round trip returning EAGAIN; 1 hub and
 #    the default hubs. Per round trip: the difference between runs of 1,000
-#    and 3,000 round trips, so start-up and exit cancel out.
+#    and 3,000 round trips, so start-up and exit cancel out. These run with
+#    GREENLD_SPIN_US=0: an idle hub's bounded spin (greenld(7), IDLE HUBS;
+#    tests/integration/hub_spin.sh) polls with epoll_wait(0) and
+#    sched_yield by design, and under strace, where every syscall is ~20
+#    times slower, how many polls fit its window says nothing. With the
+#    spin on (the default), the default hubs: at most 7.5 per round trip.
 #  - the thread-per-connection echo_server at 50 connections, counted over
 #    the requests after every connection's first round trip (load_client
 #    pauses there and at the end): at most 3.1 syscalls per request (recv,
@@ -46,9 +51,10 @@ errors() { counts "$2" | awk -v n="$1" '$1 == n { c = $3 } END { print c + 0 }';
 total() { counts "$1" | awk '{ t += $2 } END { print t + 0 }'; }
 
 # ---- ping-pong
-for hubs in 1 default; do
+for hubs in 1 default default-spinning; do
     env=(LD_PRELOAD="$LIB")
     [[ $hubs == 1 ]] && env+=(GREENLD_HUBS=1)
+    [[ $hubs == default-spinning ]] || env+=(GREENLD_SPIN_US=0)
     ok=1
     for n in 1000 3000; do
         timeout 120 strace -f -c -o "$dir/pp.$n" env "${env[@]}" "$BUILD/bench/pingpong" --round-trips $n >/dev/null || ok=0
@@ -56,7 +62,9 @@ for hubs in 1 default; do
     per_rt=$(awk -v a="$(total "$dir/pp.1000")" -v b="$(total "$dir/pp.3000")" 'BEGIN { printf "%.2f", (b - a) / 2000 }')
     eagain_rt=$(awk -v a="$(errors recvfrom "$dir/pp.1000")" -v b="$(errors recvfrom "$dir/pp.3000")" 'BEGIN { printf "%.2f", (b - a) / 2000 }')
     echo "# ping-pong, hubs $hubs: $per_rt syscalls per round trip, $eagain_rt recvfrom EAGAIN"
-    check "ping-pong (hubs $hubs): <= 6.6 syscalls per round trip ($per_rt)" '[ $ok = 1 ] && le "$per_rt" 6.6'
+    bound=6.6
+    [[ $hubs == default-spinning ]] && bound=7.5
+    check "ping-pong (hubs $hubs): <= $bound syscalls per round trip ($per_rt)" '[ $ok = 1 ] && le "$per_rt" $bound'
     check "ping-pong (hubs $hubs): <= 0.3 recvfrom returning EAGAIN per round trip ($eagain_rt)" '[ $ok = 1 ] && le "$eagain_rt" 0.3'
 done
 
