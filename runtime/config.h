@@ -44,7 +44,7 @@ int pool_size();
 
 // GREENLD_SPIN_US: how long, in microseconds, a hub that ran out of work
 // polls without sleeping before it blocks in epoll_wait, when its recent
-// waits were that short (Hub::spin). 0..kMaxSpinUs; 0: never spins.
+// waits were that short (Hub::idle). 0..kMaxSpinUs; 0: never spins.
 constexpr int kDefaultSpinUs = 50, kMaxSpinUs = 1000;
 int spin_us();
 

@@ -74,10 +74,10 @@ constexpr uint32_t kMaxSpinBackoff = 8;
 // Whether the machine's CPUs are all taken: the runnable tasks of the
 // whole system (the fourth field of /proc/loadavg, "R/T"; the caller is
 // one of them) outnumber the CPUs this process may use (as found when the
-// hubs started). Then a spinning
-// hub would only take CPU time from another thread, possibly the very
-// one it waits for (two ping-pong programs side by side: 4 spinning hubs
-// on 2 CPUs halve each other's rate), and hubs sleep at once instead.
+// hubs started). Then a spinning hub would only take CPU time from another
+// thread, possibly the very one it waits for (two ping-pong programs side
+// by side: 4 spinning hubs on 2 CPUs halve each other's rate), and hubs
+// sleep at once instead.
 // Read at most every kCpusFreeCheckNs (kCpusBusyHoldNs once found busy, so
 // that spinners stopping make no flapping), by whichever hub comes first:
 // three syscalls per 10 ms while hubs spin; without a readable /proc,
@@ -178,7 +178,9 @@ void Hub::run() {
 // last idle spell was that short, and ended by an event rather than by a
 // fiber's timer, the hub first polls without sleeping for up to spin_ns_.
 // A spell that outlasts the spin turns spinning off until a wait is short
-// again: a hub that waits long, or for its timers only, never spins.
+// again, and backs off the next spins: a hub that waits long, or for its
+// timers only, does not spin. Nor does one while every CPU is taken
+// (cpus_busy).
 void Hub::idle() {
     if (!spin_ns_) {
         ev_run(loop_, EVRUN_ONCE);
@@ -219,6 +221,9 @@ bool Hub::spin(uint64_t start_ns) {
         else
             ev_run(loop_, EVRUN_NOWAIT);
         if (runq_head_ || native::monotonic_ns() >= until) break;
+        // Not a pause loop: the scheduler tends to put the two threads of
+        // a ping-pong on one CPU, where a hub spinning on pause instructions
+        // holds off the very thread it waits for until its window ends.
         native::sys(SYS_sched_yield);
     }
     spinning_.store(false, std::memory_order_seq_cst);
