@@ -137,6 +137,19 @@ int pool_size() {
     return int(v);
 }
 
+int spin_us() {
+    const char* s = setting("GREENLD_SPIN_US");
+    if (!s) return kDefaultSpinUs;
+    char* end = nullptr;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > kMaxSpinUs) {
+        diag::message("GREENLD_SPIN_US='%s' is not an integer in 0..%d; using %d", s, kMaxSpinUs, kDefaultSpinUs);
+        return kDefaultSpinUs;
+    }
+    return int(v);
+}
+
 size_t stack_size() {
     constexpr size_t kMin = 16 * 1024, kMax = size_t(1) << 30;
     // glibc sizes new thread stacks by RLIMIT_STACK, 8 MiB when unlimited.

@@ -42,6 +42,12 @@ long mapped_stacks();
 constexpr int kDefaultPoolSize = 4, kMaxPoolSize = 256;
 int pool_size();
 
+// GREENLD_SPIN_US: how long, in microseconds, a hub that ran out of work
+// polls without sleeping before it blocks in epoll_wait, when its recent
+// waits were that short (Hub::idle). 0..kMaxSpinUs; 0: never spins.
+constexpr int kDefaultSpinUs = 50, kMaxSpinUs = 1000;
+int spin_us();
+
 // GREENLD_RESOLVER: how a fiber's host lookups are answered. ares (the
 // default): glibc's NSS with its dns source on the hub's c-ares channel;
 // thread: the whole glibc call on the blocking-call pool; block: plain

@@ -1,5 +1,6 @@
 #include "hub.h"
 
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 
@@ -66,6 +67,53 @@ void fiber_entry(void* arg) {
 // (without blocking): fibers that keep yielding cannot starve I/O and timers.
 constexpr int kRunBudget = 64;
 
+// At most 2^kMaxSpinBackoff - 1 idle spells in a row skip the spin after
+// spins that timed out (Hub::idle).
+constexpr uint32_t kMaxSpinBackoff = 8;
+
+// Whether the machine's CPUs are all taken: the runnable tasks of the
+// whole system (the fourth field of /proc/loadavg, "R/T"; the caller is
+// one of them) outnumber the CPUs this process may use (as found when the
+// hubs started). Then a spinning hub would only take CPU time from another
+// thread, possibly the very one it waits for (two ping-pong programs side
+// by side: 4 spinning hubs on 2 CPUs halve each other's rate), and hubs
+// sleep at once instead.
+// Read at most every kCpusFreeCheckNs (kCpusBusyHoldNs once found busy, so
+// that spinners stopping make no flapping), by whichever hub comes first:
+// three syscalls per 10 ms while hubs spin; without a readable /proc,
+// never busy.
+constexpr uint64_t kCpusFreeCheckNs = 10000000, kCpusBusyHoldNs = 20000000;
+std::atomic<uint64_t> g_cpus_next_check{0};
+std::atomic<bool> g_cpus_busy{false};
+std::atomic<int> g_usable_cpus{1};
+
+bool cpus_busy(uint64_t now) {
+    uint64_t next = g_cpus_next_check.load(std::memory_order_relaxed);
+    if (now < next || !g_cpus_next_check.compare_exchange_strong(next, now + kCpusFreeCheckNs,
+                                                                  std::memory_order_relaxed))
+        return g_cpus_busy.load(std::memory_order_relaxed);
+    bool busy = false;
+    long fd = native::sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/loadavg"), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[128];
+        long n = native::sys(SYS_read, fd, reinterpret_cast<long>(buf), sizeof buf - 1);
+        native::sys(SYS_close, fd);
+        if (n > 0) {
+            buf[n] = 0;
+            // "0.20 0.18 0.12 3/80 11206": the runnable tasks follow the third space.
+            const char* p = buf;
+            for (int spaces = 0; *p && spaces < 3; ++p)
+                if (*p == ' ') ++spaces;
+            long running = 0;
+            for (; *p >= '0' && *p <= '9'; ++p) running = running * 10 + (*p - '0');
+            busy = *p == '/' && running > g_usable_cpus.load(std::memory_order_relaxed);
+        }
+    }
+    g_cpus_busy.store(busy, std::memory_order_relaxed);
+    if (busy) g_cpus_next_check.store(now + kCpusBusyHoldNs, std::memory_order_relaxed);
+    return busy;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- Hub
@@ -117,10 +165,71 @@ void Hub::run() {
             ev_run(loop_, EVRUN_NOWAIT);
         } else {
             polling.store(true, std::memory_order_relaxed);
-            ev_run(loop_, EVRUN_ONCE);
+            idle();
             polling.store(false, std::memory_order_relaxed);
         }
     }
+}
+
+// Nothing to run: wait for an event. A fiber of another hub, or another
+// process, that answers within microseconds would find this hub asleep in
+// epoll_wait, and each hand-off would cost a kernel wake-up of its thread
+// (an inter-processor interrupt, far dearer than a syscall). So when the
+// last idle spell was that short, and ended by an event rather than by a
+// fiber's timer, the hub first polls without sleeping for up to spin_ns_.
+// A spell that outlasts the spin turns spinning off until a wait is short
+// again, and backs off the next spins: a hub that waits long, or for its
+// timers only, does not spin. Nor does one while every CPU is taken
+// (cpus_busy).
+void Hub::idle() {
+    if (!spin_ns_) {
+        ev_run(loop_, EVRUN_ONCE);
+        return;
+    }
+    const uint64_t start = native::monotonic_ns();
+    timer_fired_ = false;
+    if (spin_next_) {
+        if (spin_skip_) {
+            --spin_skip_;
+        } else if (cpus_busy(start)) {
+            // Not a failure of the spin: no back-off.
+        } else if (spin(start)) {
+            spin_failures_ = 0;
+            spin_next_ = !timer_fired_;
+            return;
+        } else {
+            // Timed out: the partner was not running (a loaded machine), or
+            // short waits and long ones alternate. The next 2^k - 1 spins
+            // that would follow are skipped, k counting such spins in a row.
+            if (spin_failures_ < kMaxSpinBackoff) ++spin_failures_;
+            spin_skip_ = (1u << spin_failures_) - 1;
+        }
+    }
+    if (!runq_head_) ev_run(loop_, EVRUN_ONCE);
+    spin_next_ = !timer_fired_ && native::monotonic_ns() - start < spin_ns_;
+}
+
+// Polls the loop (epoll_wait with a zero timeout) and the remote queue until
+// a fiber is runnable or spin_ns_ has passed since `start_ns`. True if a
+// fiber is runnable.
+bool Hub::spin(uint64_t start_ns) {
+    const uint64_t until = start_ns + spin_ns_;
+    spinning_.store(true, std::memory_order_seq_cst);
+    for (;;) {
+        if (wake_pending_.load(std::memory_order_relaxed))
+            take_wakeup();
+        else
+            ev_run(loop_, EVRUN_NOWAIT);
+        if (runq_head_ || native::monotonic_ns() >= until) break;
+        // Not a pause loop: the scheduler tends to put the two threads of
+        // a ping-pong on one CPU, where a hub spinning on pause instructions
+        // holds off the very thread it waits for until its window ends.
+        native::sys(SYS_sched_yield);
+    }
+    spinning_.store(false, std::memory_order_seq_cst);
+    // A poster that saw `spinning_` skipped the eventfd: its item is ours.
+    if (wake_pending_.load(std::memory_order_seq_cst)) take_wakeup();
+    return runq_head_ != nullptr;
 }
 
 void Hub::switch_to(Fiber* f) {
@@ -317,7 +426,9 @@ void Hub::post(RemoteItem* item) {
 }
 
 void Hub::wake() {
-    if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
+    if (!wake_pending_.exchange(true, std::memory_order_seq_cst)) {
+        // A spinning hub sees the flag without the syscall (spin()).
+        if (spinning_.load(std::memory_order_seq_cst)) return;
         uint64_t one = 1;
         native::sys(SYS_write, wakeup_fd_, reinterpret_cast<long>(&one), sizeof one);
     }
@@ -327,11 +438,15 @@ void Hub::on_wakeup_fd(struct ev_loop*, ev_io* w, int) {
     auto* hub = static_cast<Hub*>(w->data);
     uint64_t v;
     native::sys(SYS_read, hub->wakeup_fd_, reinterpret_cast<long>(&v), sizeof v);
+    hub->take_wakeup();
+}
+
+void Hub::take_wakeup() {
     // Cleared before draining: a post that lands after the drain must write
     // the eventfd again, or it would sit in the queue until the next event.
-    hub->wake_pending_.store(false, std::memory_order_seq_cst);
-    hub->drain_remote();
-    signals::on_hub_wakeup(hub);
+    wake_pending_.store(false, std::memory_order_seq_cst);
+    drain_remote();
+    signals::on_hub_wakeup(this);
 }
 
 void Hub::wake_from_signal() {
@@ -356,7 +471,9 @@ void Hub::drain_remote() {
 }
 
 void Hub::on_timer(struct ev_loop*, ev_timer* w, int) {
-    unpark(static_cast<Fiber*>(w->data), WakeReason::timeout);
+    Fiber* f = static_cast<Fiber*>(w->data);
+    f->hub->timer_fired_ = true;
+    unpark(f, WakeReason::timeout);
 }
 
 void Hub::on_deadlock_tick(struct ev_loop*, ev_timer* w, int) { monitor::deadlock_tick(static_cast<Hub*>(w->data)); }
@@ -395,9 +512,12 @@ int Runtime::start_hubs() {
     default_stack_size_ = config::stack_size();
     fiber_tls::setup();
     int n = config::hubs();
+    const uint64_t spin_ns = uint64_t(config::spin_us()) * 1000;
+    if (spin_ns) g_usable_cpus.store(native::usable_cpus(), std::memory_order_relaxed);
     for (int i = 0; i < n; ++i) {
         Hub* h = new (std::nothrow) Hub(i);
         if (!h) return EAGAIN;
+        h->spin_ns_ = spin_ns;
         int err = 0;
         if (!native::start_thread(Hub::thread_main, h, &err)) {
             if (i == 0) return err;

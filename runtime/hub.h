@@ -112,6 +112,9 @@ private:
     void switch_out(Fiber* self);
     [[noreturn, gnu::cold, gnu::noinline]] static void report_overwritten_canary(Fiber* self);
     void drain_remote();
+    void idle();
+    bool spin(uint64_t start_ns);
+    void take_wakeup();
     void finish_dead(Fiber* f);
     static void on_wakeup_fd(struct ev_loop*, ev_io* w, int);
     static void on_timer(struct ev_loop*, ev_timer* w, int);
@@ -145,6 +148,17 @@ private:
     std::atomic<bool> wake_pending_{false};
     int wakeup_fd_ = -1;
     ev_io wakeup_watcher_;
+
+    // The bounded poll of an idle hub (spin()): a poster that sets
+    // wake_pending_ while `spinning_` is set skips the eventfd write, the
+    // spinner sees the flag. Both sides use sequentially consistent
+    // operations: one of them always sees the other's write.
+    std::atomic<bool> spinning_{false};
+    uint64_t spin_ns_ = 0;       // GREENLD_SPIN_US; 0: never spin
+    bool spin_next_ = false;     // the last idle spell was short and not a timer's
+    bool timer_fired_ = false;   // a fiber's timer fired in this idle spell
+    uint32_t spin_failures_ = 0; // spins in a row that timed out
+    uint32_t spin_skip_ = 0;     // spins still to skip after them
 
     std::vector<IoSlot*> io_slots_;
     ev_timer deadlock_tick_;         // hub 0 only (monitor.h)

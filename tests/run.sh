@@ -48,6 +48,7 @@ run_suite "thread-per-connection echo, 2000 connections" tests/integration/echo_
 run_suite "100,000 parked threads (greenld only)" tests/integration/many_parked.sh "$BUILD"
 run_suite "benchmark programs (make bench's tools)" tests/integration/bench_tools.sh "$BUILD"
 run_suite "syscalls per operation (strace)" tests/integration/syscall_counts.sh "$BUILD"
+run_suite "idle hubs spin briefly before sleeping" tests/integration/hub_spin.sh "$BUILD"
 run_suite "DNS through c-ares, glibc's answers (private namespace)" tests/integration/dns.sh "$BUILD"
 # Real programs nobody here wrote (tests/real/, also `make test-real`).
 for script in tests/real/*.sh; do

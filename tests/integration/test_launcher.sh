@@ -79,7 +79,7 @@ echo "# build dir $BUILD_DIR not needed; fake library: copy of $fake_src"
 export GREENLD_LIBRARY=$FAKE_LIB
 # Start from a clean slate whatever the caller's environment holds.
 unset LD_PRELOAD GREENLD_HUBS GREENLD_STACK_SIZE GREENLD_POOL_SIZE GREENLD_MAPPED_STACKS GREENLD_PATCH GREENLD_RESOLVER \
-      GREENLD_MAX_BLOCKING_TIME GREENLD_DUMP_SIGNAL GREENLD_LOG_LEVEL GREENLD_NO_INHERIT GREENLD_FIBER_TLS
+      GREENLD_MAX_BLOCKING_TIME GREENLD_DUMP_SIGNAL GREENLD_LOG_LEVEL GREENLD_NO_INHERIT GREENLD_FIBER_TLS GREENLD_SPIN_US
 
 # ------------------------------------------------------------------ cases --
 
@@ -166,6 +166,26 @@ check "GREENLD_POOL_SIZE from the environment passes through" $? "$(describe)"
 out=$(GREENLD_POOL_SIZE=3 "$GL" --pool-size 1 -- env); rc=$?; err=
 [[ $rc == 0 && $'\n'$out$'\n' == *$'\n'GREENLD_POOL_SIZE=1$'\n'* && $out != *GREENLD_POOL_SIZE=3* ]]
 check "--pool-size overrides GREENLD_POOL_SIZE from the environment" $? "$(describe)"
+
+# ---- --spin-us
+for v in "--spin-us=abc" "--spin-us -1" "--spin-us 1001" "--spin-us=" "--spin-us 2.5" "--spin-us 99999999999999999999"; do
+    # shellcheck disable=SC2086
+    run $v -- true
+    [[ $rc == 2 && $err == *"invalid value for --spin-us"* && $err == *"0..1000"* ]]
+    check "$v exits 2 naming --spin-us" $? "$(describe)"
+done
+run --spin-us 0 -- env
+[[ $rc == 0 && $'\n'$out$'\n' == *$'\n'GREENLD_SPIN_US=0$'\n'* ]]
+check "--spin-us 0 exports GREENLD_SPIN_US=0" $? "$(describe)"
+run --spin-us=01000 -- env
+[[ $rc == 0 && $'\n'$out$'\n' == *$'\n'GREENLD_SPIN_US=1000$'\n'* ]]
+check "--spin-us=01000 (the maximum, leading zero) exports GREENLD_SPIN_US=1000" $? "$(describe)"
+out=$(env GREENLD_SPIN_US=1001 "$GL" -- sh -c 'echo started' 2>"$TMP/err"); rc=$?; err=$(<"$TMP/err")
+[[ $rc == 2 && -z $out && $err == *"invalid GREENLD_SPIN_US='1001' in the environment"* ]]
+check "GREENLD_SPIN_US=1001 in the environment: exit 2 naming it, the program not started" $? "$(describe)"
+out=$(GREENLD_SPIN_US=20 "$GL" -- env 2>"$TMP/err"); rc=$?; err=$(<"$TMP/err")
+[[ $rc == 0 && -z $err && $'\n'$out$'\n' == *$'\n'GREENLD_SPIN_US=20$'\n'* ]]
+check "GREENLD_SPIN_US=20 from the environment passes through, no warning" $? "$(describe)"
 
 # ---- --patch, --resolver, --max-blocking-time, --dump-signal, --log-level,
 # --no-inherit: each exports its GREENLD_* twin, in both spellings.
