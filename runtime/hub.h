@@ -133,6 +133,7 @@ private:
     size_t stack_size_ = 0;
     Fiber* runq_head_ = nullptr;
     Fiber* runq_tail_ = nullptr;
+    uint64_t runq_length_ = 0;
     Fiber* dead_ = nullptr;          // fiber that just exited, freed after the switch
     // The fiber whose TLS image is in this thread's blocks (fiber_tls.h);
     // null when none (no fiber ran yet, or it ended).
