@@ -187,7 +187,11 @@ bool BlockingPool::start_worker_locked_then_unlock() {
     return false;
 }
 
-void BlockingPool::submit(PoolJob* job) {
+// Queues `job` and sees that a worker will take it: an idle one woken, or
+// a new one started when the pool is below its size (a rendezvous job
+// always gets a thread). False if no thread will ever run it (none is
+// running and none could be started): the job is then off the queue again.
+bool BlockingPool::enqueue(PoolJob* job) {
     job->next = nullptr;
     lock_.lock();
     if (!size_) size_ = config::pool_size();
@@ -205,37 +209,8 @@ void BlockingPool::submit(PoolJob* job) {
     }
     if (!needs_thread) {
         lock_.unlock();
-        return;
+        return true;
     }
-    if (Worker* w = idle_) {
-        idle_ = w->next_idle;
-        --idle_count_;
-        lock_.unlock();
-        w->wake.store(1, std::memory_order_release);
-        native::futex_wake(&w->wake, 1);
-        return;
-    }
-    ++threads_;
-    if (start_worker_locked_then_unlock()) return;
-    // No new thread. A running worker takes the job when it is free; with
-    // none at all, the job is made right here, blocking the hub, rather
-    // than failing a call libc would have made.
-    lock_.lock();
-    const bool inline_job = threads_ == 0 && unqueue_locked(job);
-    lock_.unlock();
-    if (inline_job) run_job(job);
-}
-
-bool BlockingPool::start(PoolJob* job) {
-    job->kind = JobKind::rendezvous;
-    job->waiter = nullptr;
-    job->error = errno;
-    offloaded.fetch_add(1, std::memory_order_relaxed);
-    job->next = nullptr;
-    lock_.lock();
-    if (!size_) size_ = config::pool_size();
-    (rv_tail_ ? rv_tail_->next : rv_head_) = job;
-    rv_tail_ = job;
     if (Worker* w = idle_) {
         idle_ = w->next_idle;
         --idle_count_;
@@ -246,11 +221,25 @@ bool BlockingPool::start(PoolJob* job) {
     }
     ++threads_;
     if (start_worker_locked_then_unlock()) return true;
-    // No new thread: a running worker takes the job when it is free, but
-    // with none at all the job cannot run (the caller must not make it
-    // inline: it waits for a step the caller takes while it runs).
+    // No new thread: a running worker takes the job when it is free.
     native::LockGuard g(lock_);
     return !(threads_ == 0 && unqueue_locked(job));
+}
+
+void BlockingPool::submit(PoolJob* job) {
+    // With no thread at all, the job is made right here, blocking the hub,
+    // rather than failing a call libc would have made.
+    if (!enqueue(job)) run_job(job);
+}
+
+bool BlockingPool::start(PoolJob* job) {
+    job->kind = JobKind::rendezvous;
+    job->waiter = nullptr;
+    job->error = errno;
+    offloaded.fetch_add(1, std::memory_order_relaxed);
+    // With no thread at all the job cannot run, and the caller must not
+    // make it inline: it waits for a step the caller takes while it runs.
+    return enqueue(job);
 }
 
 bool BlockingPool::unqueue_locked(PoolJob* job) {

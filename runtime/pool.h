@@ -105,6 +105,7 @@ private:
     struct Worker;
     BlockingPool() = default;
     static void* worker_main(void* worker);
+    bool enqueue(PoolJob* job);
     void submit(PoolJob* job);
     bool unqueue_locked(PoolJob* job);
     bool start_worker_locked_then_unlock();
