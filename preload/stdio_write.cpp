@@ -232,27 +232,49 @@ int put_string(FILE* fp, const char* s, Direct direct) {
     });
 }
 
-// format(buffer, capacity) is vsnprintf: the output is formatted in memory
-// (the heap when it is long), then put.
+// The output of format(buffer, capacity), which is vsnprintf's contract,
+// held in memory: a local buffer, or the heap when it is long. length() is
+// -1 (errno set) when formatting failed or memory ran out.
+class Formatted {
+public:
+    template <typename Format>
+    explicit Formatted(Format format) {
+        len_ = format(local_, sizeof local_);
+        if (len_ < 0 || size_t(len_) < sizeof local_) return;
+        data_ = static_cast<char*>(malloc(size_t(len_) + 1));
+        if (!data_) {
+            data_ = local_;
+            errno = ENOMEM;
+            len_ = -1;
+            return;
+        }
+        format(data_, size_t(len_) + 1);
+    }
+    ~Formatted() {
+        if (data_ == local_) return;
+        const int err = errno;
+        free(data_);
+        errno = err;
+    }
+    Formatted(const Formatted&) = delete;
+    Formatted& operator=(const Formatted&) = delete;
+
+    int length() const { return len_; }
+    const char* data() const { return data_; }
+
+private:
+    char local_[1024];
+    char* data_ = local_;
+    int len_ = -1;
+};
+
+// format: as for Formatted; the output is formatted in memory, then put.
 template <typename Format>
 int put_formatted(FILE* fp, FdEntry* e, Format format) {
-    char local[1024];
-    const int len = format(local, sizeof local);
+    const Formatted text(format);
+    const int len = text.length();
     if (len < 0) return len;
-    char* out = local;
-    if (size_t(len) >= sizeof local) {
-        out = static_cast<char*>(malloc(size_t(len) + 1));
-        if (!out) {
-            errno = ENOMEM;
-            return -1;
-        }
-        format(out, size_t(len) + 1);
-    }
-    const size_t done = put(fp, e, out, size_t(len));
-    const int err = errno;
-    if (out != local) free(out);
-    errno = err;
-    return done == size_t(len) ? len : -1;
+    return put(fp, e, text.data(), size_t(len)) == size_t(len) ? len : -1;
 }
 
 int print(FILE* fp, const char* fmt, va_list ap) {
@@ -294,30 +316,18 @@ int flush(FILE* fp) {
 // in memory and written with the cooperative write().
 template <typename Format>
 int print_to_fd(int fd, Format format) {
-    char local[1024];
-    const int len = format(local, sizeof local);
+    const Formatted text(format);
+    const int len = text.length();
     if (len < 0) return len;
-    char* out = local;
-    if (size_t(len) >= sizeof local) {
-        out = static_cast<char*>(malloc(size_t(len) + 1));
-        if (!out) {
-            errno = ENOMEM;
-            return -1;
-        }
-        format(out, size_t(len) + 1);
-    }
     size_t done = 0;
     while (done < size_t(len)) {
-        ssize_t w = write(fd, out + done, size_t(len) - done);
+        ssize_t w = write(fd, text.data() + done, size_t(len) - done);
         if (w < 0) {
             if (errno == EINTR) continue;
             break;
         }
         done += size_t(w);
     }
-    const int err = errno;
-    if (out != local) free(out);
-    errno = err;
     return done == size_t(len) ? len : -1;
 }
 
