@@ -59,18 +59,15 @@ enum class HostsSources {
 
 constexpr const char* kNsswitch = "/etc/nsswitch.conf";
 
-// Reads a small file with raw system calls (no wrapper, no stdio state).
+// A small file's text (at most 64 KiB), NUL-terminated, in memory the
+// caller frees; null if it cannot be read (native::read_file).
 char* read_file(const char* path) {
-    long fd = native::sys(SYS_openat, AT_FDCWD, long(path), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return nullptr;
     constexpr size_t kMax = 64 * 1024;
     char* text = static_cast<char*>(malloc(kMax + 1));
-    size_t len = 0;
-    long r;
-    while (text && len < kMax && (r = native::sys(SYS_read, fd, long(text + len), long(kMax - len))) > 0)
-        len += size_t(r);
-    native::sys(SYS_close, fd);
-    if (text) text[len] = '\0';
+    if (text && native::read_file(path, text, kMax + 1) < 0) {
+        free(text);
+        return nullptr;
+    }
     return text;
 }
 

@@ -99,21 +99,15 @@ bool cpus_busy(uint64_t now) {
                                                                   std::memory_order_relaxed))
         return g_cpus_busy.load(std::memory_order_relaxed);
     bool busy = false;
-    long fd = native::sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/loadavg"), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        char buf[128];
-        long n = native::sys(SYS_read, fd, reinterpret_cast<long>(buf), sizeof buf - 1);
-        native::sys(SYS_close, fd);
-        if (n > 0) {
-            buf[n] = 0;
-            // "0.20 0.18 0.12 3/80 11206": the runnable tasks follow the third space.
-            const char* p = buf;
-            for (int spaces = 0; *p && spaces < 3; ++p)
-                if (*p == ' ') ++spaces;
-            long running = 0;
-            for (; *p >= '0' && *p <= '9'; ++p) running = running * 10 + (*p - '0');
-            busy = *p == '/' && running > g_usable_cpus.load(std::memory_order_relaxed);
-        }
+    char buf[128];
+    if (native::read_file("/proc/loadavg", buf, sizeof buf) > 0) {
+        // "0.20 0.18 0.12 3/80 11206": the runnable tasks follow the third space.
+        const char* p = buf;
+        for (int spaces = 0; *p && spaces < 3; ++p)
+            if (*p == ' ') ++spaces;
+        long running = 0;
+        for (; *p >= '0' && *p <= '9'; ++p) running = running * 10 + (*p - '0');
+        busy = *p == '/' && running > g_usable_cpus.load(std::memory_order_relaxed);
     }
     g_cpus_busy.store(busy, std::memory_order_relaxed);
     if (busy) g_cpus_next_check.store(now + kCpusBusyHoldNs, std::memory_order_relaxed);

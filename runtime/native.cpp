@@ -1,6 +1,7 @@
 #include "native.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -132,6 +133,22 @@ int usable_cpus() {
     if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
     int n = CPU_COUNT(&set);
     return n > 0 ? n : 1;
+}
+
+long read_file(const char* path, char* buf, size_t cap) {
+    long fd = sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t len = 0;
+    while (len + 1 < cap) {
+        const long want = long(cap - 1 - len);
+        const long r = sys(SYS_read, fd, reinterpret_cast<long>(buf + len), want);
+        if (r <= 0) break;
+        len += size_t(r);
+        if (r < want) break;
+    }
+    sys(SYS_close, fd);
+    if (cap) buf[len] = '\0';
+    return long(len);
 }
 
 }  // namespace greenld::native

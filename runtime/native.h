@@ -82,4 +82,10 @@ bool secure_execution();
 // Number of CPUs this process may run on (sched_getaffinity).
 int usable_cpus();
 
+// Reads a small file with raw system calls (no wrapper of ours, no stdio
+// state) into `buf`: at most cap - 1 bytes, NUL-terminated. Stops at the
+// end of the file or at a short read (the end, for regular and /proc
+// files). Returns the length, or -1 if the file cannot be opened.
+long read_file(const char* path, char* buf, size_t cap);
+
 }  // namespace greenld::native

@@ -282,16 +282,11 @@ void scan_options(const char* p, const char* end, DnsSearchConfig* config, Trans
 }
 
 void scan_resolv_conf(DnsSearchConfig* config, TransportOptions* transport) {
-    long fd = native::sys(SYS_openat, AT_FDCWD, long(kResolvConf), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        static constexpr size_t kMax = 64 * 1024;
-        char* text = static_cast<char*>(malloc(kMax));
-        size_t len = 0;
-        long r;
-        while (text && len < kMax && (r = native::sys(SYS_read, fd, long(text + len), long(kMax - len))) > 0)
-            len += size_t(r);
-        native::sys(SYS_close, fd);
-        for (const char* line = text; text && line < text + len;) {
+    static constexpr size_t kMax = 64 * 1024;
+    if (char* text = static_cast<char*>(malloc(kMax + 1))) {
+        const long read = native::read_file(kResolvConf, text, kMax + 1);
+        const size_t len = read > 0 ? size_t(read) : 0;
+        for (const char* line = text; line < text + len;) {
             const char* eol = static_cast<const char*>(memchr(line, '\n', size_t(text + len - line)));
             if (!eol) eol = text + len;
             if (eol - line > 7 && memcmp(line, "options", 7) == 0 && (line[7] == ' ' || line[7] == '\t'))

@@ -119,12 +119,8 @@ long uffd_ioctl(int fd, unsigned long req, void* arg) {
 
 // vm.max_map_count, read with raw syscalls (open and read are ours).
 long max_map_count() {
-    long fd = native::sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/sys/vm/max_map_count"),
-                          O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 65530;
-    char buf[32] = {};
-    long n = native::sys(SYS_read, fd, reinterpret_cast<long>(buf), sizeof buf - 1);
-    native::sys(SYS_close, fd);
+    char buf[32];
+    long n = native::read_file("/proc/sys/vm/max_map_count", buf, sizeof buf);
     long v = n > 0 ? strtol(buf, nullptr, 10) : 0;
     return v > 0 ? v : 65530;
 }
