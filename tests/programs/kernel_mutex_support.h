@@ -96,9 +96,6 @@ static __attribute__((unused)) void wait_started(struct locker *l)
     sleep_ms(30); /* into its wait */
 }
 
-/* While this thread holds m, another thread of the process waits for it:
- * the others keep running (the probe answers), the waiter does not get it
- * before the unlock, and gets it after. */
 /* A robust shared mutex `m` (in memory shared with children) whose owner
  * process exits while a thread of ours waits for it: a child locks it and
  * waits until the thread waits; the thread gets it with EOWNERDEAD, and
@@ -132,6 +129,41 @@ static __attribute__((unused)) void check_owner_process_dies(pthread_mutex_t *m,
     probe_stop(&p);
 }
 
+/* A shared mutex `m` (in memory shared with children) that a child process
+ * holds for 300 ms: a thread of ours waits for it while another thread
+ * keeps running, and gets it only after the child's unlock. `child_holds`
+ * lives in the shared memory too. */
+static __attribute__((unused)) void check_held_by_other_process(pthread_mutex_t *m, atomic_int *child_holds,
+                                                                const char *what)
+{
+    set_phase(what);
+    atomic_store(child_holds, 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        CHECK_RC(pthread_mutex_lock(m), 0);
+        atomic_store(child_holds, 1);
+        sleep_ms(300);
+        CHECK_RC(pthread_mutex_unlock(m), 0);
+        _exit(0);
+    }
+    while (!atomic_load(child_holds)) sleep_ms(1);
+    struct probe p;
+    probe_start(&p);
+    struct locker l = {.m = m};
+    pthread_t t = spawn(locker_main, &l);
+    wait_started(&l);
+    probe_expect(&p, 3000, what);
+    join_within(t, 5000, what);
+    CHECK_RC(l.rc, 0);
+    CHECK(l.waited_ns > 100000000, "%s: the waiter got it %lld ms in", what, (long long)(l.waited_ns / 1000000));
+    CHECK_EQ(wait_exit(pid), 0);
+    probe_stop(&p);
+}
+
+/* While this thread holds m, another thread of the process waits for it:
+ * the others keep running (the probe answers), the waiter does not get it
+ * before the unlock, and gets it after. */
 static __attribute__((unused)) void check_contended(pthread_mutex_t *m, const char *what)
 {
     set_phase(what);

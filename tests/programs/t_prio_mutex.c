@@ -47,34 +47,6 @@ static void make_fifo(void)
     CHECK(sched_setscheduler(0, SCHED_FIFO, &sp) == 0, "SCHED_FIFO");
 }
 
-static void held_by_other_process(struct kind k, const char *what)
-{
-    set_phase(what);
-    kind_init(&g->m[0], k);
-    atomic_store(&g->child_holds, 0);
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        CHECK_RC(pthread_mutex_lock(&g->m[0]), 0);
-        atomic_store(&g->child_holds, 1);
-        sleep_ms(300);
-        CHECK_RC(pthread_mutex_unlock(&g->m[0]), 0);
-        _exit(0);
-    }
-    while (!atomic_load(&g->child_holds)) sleep_ms(1);
-    struct probe p;
-    probe_start(&p);
-    struct locker l = {.m = &g->m[0]};
-    pthread_t t = spawn(locker_main, &l);
-    wait_started(&l);
-    probe_expect(&p, 3000, what);
-    join_within(t, 5000, what);
-    CHECK_RC(l.rc, 0);
-    CHECK(l.waited_ns > 100000000, "%s: the waiter got it %lld ms in", what, (long long)(l.waited_ns / 1000000));
-    CHECK_EQ(wait_exit(pid), 0);
-    probe_stop(&p);
-}
-
 static void each_kind(int protocol, const char *name)
 {
     char what[160];
@@ -95,7 +67,8 @@ static void each_kind(int protocol, const char *name)
         check_contended(&g->m[1], what);
     }
     snprintf(what, sizeof what, "%s shared: held 300 ms by another process", name);
-    held_by_other_process(kind_of(protocol, PTHREAD_MUTEX_NORMAL, 1, 0), what);
+    kind_init(&g->m[0], kind_of(protocol, PTHREAD_MUTEX_NORMAL, 1, 0));
+    check_held_by_other_process(&g->m[0], &g->child_holds, what);
     snprintf(what, sizeof what, "%s shared: a counter two processes of three threads share", name);
     check_counter(kind_of(protocol, PTHREAD_MUTEX_NORMAL, 1, 0), 3, what);
 }

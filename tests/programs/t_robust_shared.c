@@ -86,30 +86,8 @@ static void expect_owner_died(pthread_mutex_t *m, int try)
 
 static void across_processes(void)
 {
-    set_phase("robust shared: held 300 ms by another process");
     kind_init(&g->m[0], kNormal);
-    atomic_store(&g->child_holds, 0);
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        CHECK_RC(pthread_mutex_lock(&g->m[0]), 0);
-        atomic_store(&g->child_holds, 1);
-        sleep_ms(300);
-        CHECK_RC(pthread_mutex_unlock(&g->m[0]), 0);
-        _exit(0);
-    }
-    while (!atomic_load(&g->child_holds)) sleep_ms(1);
-    struct probe p;
-    probe_start(&p);
-    struct locker l = {.m = &g->m[0]};
-    pthread_t t = spawn(locker_main, &l);
-    wait_started(&l);
-    probe_expect(&p, 3000, "a thread waits for another process's unlock");
-    join_within(t, 5000, "the waiter after the other process's unlock");
-    CHECK_RC(l.rc, 0);
-    CHECK(l.waited_ns > 100000000, "the waiter got it %lld ms in", (long long)(l.waited_ns / 1000000));
-    CHECK_EQ(wait_exit(pid), 0);
-    probe_stop(&p);
+    check_held_by_other_process(&g->m[0], &g->child_holds, "robust shared: held 300 ms by another process");
 
     check_counter(kNormal, 3, "robust shared: a counter two processes of three threads share");
 }
